@@ -1,0 +1,41 @@
+"""Labels given by annotators."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from labeler.items.models import Item
+from labeler.projects.models import LabelClass
+
+
+class Source(models.TextChoices):
+    MANUAL = "manual", "Labeled one by one"
+    GRID = "grid", "Confirmed in grid"
+    IMPORT = "import", "Imported from folders"
+
+
+class Annotation(models.Model):
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="annotations")
+    label = models.ForeignKey(LabelClass, on_delete=models.CASCADE, related_name="annotations")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="annotations",
+    )
+    seconds_spent = models.FloatField(default=0.0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.MANUAL)
+    # Drawn uniformly at random when served: the unbiased sample for accuracy estimates.
+    is_audit = models.BooleanField(default=False)
+    # Set by the browser per label; a retried save with the same id never creates a second row.
+    client_id = models.UUIDField(null=True, blank=True, unique=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["item", "annotator"], name="one_label_per_annotator")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item_id}: {self.label}"

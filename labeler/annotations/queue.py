@@ -1,0 +1,95 @@
+"""Which item an annotator sees next, handed out under a lease so two people never get the same one.
+
+Claiming is one conditional UPDATE per item (`... WHERE lease is free`), which is atomic on
+SQLite and PostgreSQL alike: of two annotators racing for an item exactly one update matches.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from datetime import timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import F, Q
+from django.utils import timezone
+
+from labeler.items.models import Item
+from labeler.projects.models import Project
+
+LEASE_SECONDS = 300
+_rng = random.SystemRandom()
+
+
+def _free_for(user: AbstractBaseUser, now) -> Q:
+    return Q(leased_by__isnull=True) | Q(lease_expires_at__lte=now) | Q(leased_by=user)
+
+
+def next_items(
+    project: Project,
+    user: AbstractBaseUser,
+    n: int = 1,
+    *,
+    exclude: Iterable[int] = (),
+    rng: random.Random | None = None,
+) -> list[Item]:
+    """Lease up to `n` unlabeled items to `user`, best first.
+
+    Items the user already holds come first (a reload shows the same image). New ones are the
+    query strategy's ranking; a share `project.audit_share` of them is instead drawn uniformly at
+    random (audit items, flagged on the lease) so that accuracy can be estimated without the
+    bias of active learning.
+    """
+    rng = rng or _rng
+    now = timezone.now()
+    expires = now + timedelta(seconds=LEASE_SECONDS)
+    excluded = set(exclude)
+    base = Item.objects.filter(project=project, annotation_count=0)
+    ranked = (F("query_rank").asc(nulls_last=True), "random_key")
+
+    held = list(
+        base.filter(leased_by=user, lease_expires_at__gt=now)
+        .exclude(pk__in=excluded)
+        .order_by(*ranked)[:n]
+    )
+    if held:
+        Item.objects.filter(pk__in=[i.pk for i in held]).update(lease_expires_at=expires)
+    chosen = held
+    excluded.update(i.pk for i in held)
+    attempts = 0
+    while len(chosen) < n and attempts < 5:
+        attempts += 1
+        audit = rng.random() < project.audit_share
+        free = base.filter(_free_for(user, now)).exclude(pk__in=excluded)
+        if audit:
+            # Uniform draw: the first item after a random point in random_key order.
+            point = rng.random()
+            candidates = list(free.filter(random_key__gte=point).order_by("random_key")[:4])
+            if not candidates:
+                candidates = list(free.order_by("random_key")[:4])
+        else:
+            candidates = list(free.order_by(*ranked)[: (n - len(chosen)) + 4])
+        if not candidates:
+            break
+        for item in candidates:
+            claimed = (
+                Item.objects.filter(pk=item.pk, annotation_count=0)
+                .filter(_free_for(user, now))
+                .update(leased_by=user, lease_expires_at=expires, lease_is_audit=audit)
+            )
+            excluded.add(item.pk)
+            if claimed:
+                item.leased_by = user
+                item.lease_is_audit = audit
+                chosen.append(item)
+                attempts = 0
+                if audit or len(chosen) >= n:
+                    break
+    return chosen
+
+
+def release_leases(project: Project, user: AbstractBaseUser) -> int:
+    """Give back everything `user` holds (e.g. on logout)."""
+    return Item.objects.filter(project=project, leased_by=user).update(
+        leased_by=None, lease_expires_at=None, lease_is_audit=False
+    )

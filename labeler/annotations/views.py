@@ -1,0 +1,92 @@
+"""The labeling page and its JSON API (next items, save a label)."""
+
+from __future__ import annotations
+
+import json
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from labeler.items.models import Item
+from labeler.projects.access import get_project_for
+from labeler.projects.models import LabelClass, Project
+
+from .queue import next_items
+from .services import AnnotationError, save_annotation
+
+
+def class_payload(project: Project) -> list[dict]:
+    return [
+        {"id": c.pk, "name": c.name, "hotkey": c.hotkey, "color": c.color}
+        for c in project.classes.all()
+    ]
+
+
+def label_page(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = get_project_for(request.user, project_id)
+    config = {
+        "project": project.pk,
+        "classes": class_payload(project),
+        "nextUrl": reverse("annotations:next", args=[project.pk]),
+        "saveUrl": reverse("annotations:annotate", args=[project.pk]),
+        "statusUrl": reverse("projects:status", args=[project.pk]),
+    }
+    return render(request, "annotations/label.html", {"project": project, "config": config})
+
+
+def item_payload(item: Item) -> dict:
+    suggestion = None
+    if item.predicted_class_id is not None:
+        suggestion = {
+            "label": item.predicted_class_id,
+            "confidence": round(float(item.predicted_confidence or 0.0), 4),
+        }
+    return {
+        "id": item.pk,
+        "url": reverse("items:image", args=[item.pk]),
+        "name": item.original_name,
+        "width": item.width,
+        "height": item.height,
+        "suggestion": suggestion,
+    }
+
+
+@require_GET
+def api_next(request: HttpRequest, project_id: int) -> JsonResponse:
+    project = get_project_for(request.user, project_id)
+    try:
+        n = max(1, min(int(request.GET.get("n", "1")), 20))
+        exclude = [int(x) for x in request.GET.get("exclude", "").split(",") if x.strip()]
+    except ValueError:
+        return JsonResponse({"error": "n and exclude must be integers."}, status=400)
+    items = next_items(project, request.user, n, exclude=exclude)
+    return JsonResponse({"items": [item_payload(i) for i in items]})
+
+
+@require_POST
+def api_annotate(request: HttpRequest, project_id: int) -> JsonResponse:
+    project = get_project_for(request.user, project_id)
+    try:
+        body = json.loads(request.body or b"{}")
+        item_id = int(body["item"])
+        label_id = int(body["label"])
+    except (ValueError, KeyError, TypeError):
+        return JsonResponse({"error": "Send JSON with integer 'item' and 'label'."}, status=400)
+    item = Item.objects.filter(pk=item_id, project=project).first()
+    label = LabelClass.objects.filter(pk=label_id, project=project).first()
+    if item is None or label is None:
+        return JsonResponse({"error": "Unknown item or class for this project."}, status=404)
+    try:
+        annotation, created = save_annotation(
+            item, label, request.user,
+            seconds_spent=float(body.get("seconds") or 0.0),
+            client_id=body.get("client_id"),
+        )
+    except (AnnotationError, ValueError) as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    return JsonResponse(
+        {"id": annotation.pk, "item": item.pk, "label": annotation.label_id, "created": created},
+        status=201 if created else 200,
+    )

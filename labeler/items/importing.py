@@ -1,0 +1,180 @@
+"""Import images into a project: from a folder, from browser uploads, from zip archives.
+
+One code path for all three, so the same checks and the same de-duplication apply everywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.base import ContentFile
+from django.db import transaction
+
+from labeler.projects.models import LabelClass, Project
+
+from .models import Item
+from .validation import InvalidUpload, check_image, is_image_name, iter_zip_images
+
+logger = logging.getLogger("labeler.import")
+
+
+@dataclass
+class ImportReport:
+    created: list[int] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    labeled: int = 0
+
+    def summary(self) -> str:
+        parts = [f"{len(self.created)} imported"]
+        if self.labeled:
+            parts.append(f"{self.labeled} with labels")
+        parts.append(f"{len(self.duplicates)} duplicates skipped")
+        parts.append(f"{len(self.errors)} errors")
+        return ", ".join(parts)
+
+    def to_dict(self) -> dict:
+        return {
+            "created": len(self.created),
+            "labeled": self.labeled,
+            "duplicates": self.duplicates,
+            "errors": self.errors,
+        }
+
+
+class Importer:
+    """Adds images to one project; collects a per-file report instead of stopping on bad files."""
+
+    def __init__(self, project: Project, *, user: AbstractBaseUser | None = None) -> None:
+        self.project = project
+        self.user = user
+        self.report = ImportReport()
+        self._seen = set(project.items.values_list("sha256", flat=True))
+        self._classes = {c.name: c for c in project.classes.all()}
+
+    def add(self, name: str, data: bytes, *, label: str | None = None) -> Item | None:
+        """Import one image. Returns the new Item, or None when skipped (duplicate or error)."""
+        try:
+            info = check_image(data, name)
+        except InvalidUpload as exc:
+            self.report.errors[name] = str(exc)
+            return None
+        digest = hashlib.sha256(data).hexdigest()
+        if digest in self._seen:
+            self.report.duplicates.append(name)
+            return None
+        self._seen.add(digest)
+        item = Item(
+            project=self.project,
+            original_name=name[-300:],
+            sha256=digest,
+            width=info.width,
+            height=info.height,
+        )
+        item.image.save(Path(name).name or "image", ContentFile(data), save=False)
+        item.save()
+        self.report.created.append(item.pk)
+        if label:
+            self._label(item, label)
+        return item
+
+    def _label(self, item: Item, class_name: str) -> None:
+        from labeler.annotations.models import Source
+        from labeler.annotations.services import save_annotation
+        from labeler.projects.services import add_class
+
+        label = self._classes.get(class_name)
+        if label is None:
+            label = add_class(self.project, class_name)
+            self._classes[class_name] = label
+        save_annotation(
+            item, label, self.user, source=Source.IMPORT, trigger_retrain=False
+        )
+        self.report.labeled += 1
+
+    def add_zip(self, fileobj, *, archive_name: str = "upload.zip") -> None:
+        try:
+            for name, data in iter_zip_images(fileobj):
+                key = f"{archive_name}:{name}"
+                if isinstance(data, InvalidUpload):
+                    self.report.errors[key] = str(data)
+                else:
+                    self.add(key, data)
+        except InvalidUpload as exc:
+            self.report.errors[archive_name] = str(exc)
+
+    def finish(self) -> ImportReport:
+        """Queue embedding of the new items (after commit, so the worker sees them)."""
+        from labeler.training.services import request_embedding, request_retrain_if_due
+
+        if self.report.created:
+            project = self.project
+            transaction.on_commit(lambda: request_embedding(project))
+            if self.report.labeled:
+                transaction.on_commit(lambda: request_retrain_if_due(project))
+        logger.info("import into %s: %s", self.project, self.report.summary())
+        return self.report
+
+
+def import_folder(
+    project: Project,
+    folder: str | Path,
+    *,
+    labels_from_folders: bool = False,
+    user: AbstractBaseUser | None = None,
+    limit: int | None = None,
+    progress=None,
+) -> ImportReport:
+    """Import every image under `folder`; with labels_from_folders, `folder/<class>/*` are labeled."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder")
+    paths = sorted(p for p in root.rglob("*") if p.is_file() and is_image_name(p.name))
+    if limit is not None:
+        paths = paths[:limit]
+    importer = Importer(project, user=user)
+    for start in range(0, len(paths), 200):
+        with transaction.atomic():
+            for path in paths[start : start + 200]:
+                rel = path.relative_to(root).as_posix()
+                label = None
+                if labels_from_folders:
+                    parts = path.relative_to(root).parts
+                    label = parts[0] if len(parts) > 1 else None
+                try:
+                    data = path.read_bytes()
+                except OSError as exc:
+                    importer.report.errors[rel] = f"cannot read: {exc}"
+                    continue
+                importer.add(rel, data, label=label)
+        if progress:
+            progress(min(start + 200, len(paths)), len(paths))
+    with transaction.atomic():
+        return importer.finish()
+
+
+def import_uploads(
+    project: Project, files: Iterable, *, user: AbstractBaseUser | None = None
+) -> ImportReport:
+    """Import browser uploads (Django UploadedFile objects): images and .zip archives."""
+    importer = Importer(project, user=user)
+    with transaction.atomic():
+        for upload in files:
+            name = upload.name or "upload"
+            if upload.size and upload.size > settings.LABELER_MAX_UPLOAD_BYTES:
+                importer.report.errors[name] = (
+                    f"upload is {upload.size / 1e6:.0f} MB; the limit is "
+                    f"{settings.LABELER_MAX_UPLOAD_BYTES / 1e6:.0f} MB"
+                )
+                continue
+            if name.lower().endswith(".zip"):
+                importer.add_zip(upload.file, archive_name=name)
+            else:
+                importer.add(name, upload.read())
+        return importer.finish()

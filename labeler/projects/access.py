@@ -1,0 +1,46 @@
+"""Who may do what on a project. Every view goes through these checks (server-side roles)."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import Http404
+
+from .models import Membership, Project, Role
+
+User = AbstractBaseUser | AnonymousUser
+
+
+def visible_projects(user: User) -> QuerySet[Project]:
+    """Staff see every project; everyone else only those they belong to."""
+    if not user.is_authenticated:
+        return Project.objects.none()
+    if user.is_staff:
+        return Project.objects.all()
+    return Project.objects.filter(memberships__user=user).distinct()
+
+
+def role_of(user: User, project: Project) -> str | None:
+    if not user.is_authenticated:
+        return None
+    if user.is_staff:
+        return Role.LEAD
+    membership = Membership.objects.filter(project=project, user=user).only("role").first()
+    return membership.role if membership else None
+
+
+def get_project_for(user: User, project_id: int, *, lead: bool = False) -> Project:
+    """The project if `user` may see it (404 otherwise: don't reveal it exists).
+
+    With lead=True, annotators get 403: they know the project but may not manage it.
+    """
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        raise Http404("No such project.")
+    role = role_of(user, project)
+    if role is None:
+        raise Http404("No such project.")
+    if lead and role != Role.LEAD:
+        raise PermissionDenied("Only the project's leads may do this.")
+    return project

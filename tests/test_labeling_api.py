@@ -1,0 +1,118 @@
+"""Next-item leasing, idempotent saves and the retrain trigger, through the real HTTP API."""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+
+import pytest
+from django.urls import reverse
+
+from labeler.annotations.models import Annotation
+from labeler.annotations.queue import next_items
+from labeler.annotations.services import save_annotation
+from labeler.projects.models import Project, Role
+from labeler.projects.services import set_member
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def setup(make_user, project_factory, add_images):
+    project = project_factory(retrain_every=3, audit_share=0.0)
+    items = add_images(project, 8)
+    alice, bob = make_user("alice"), make_user("bob")
+    set_member(project, alice, Role.ANNOTATOR)
+    set_member(project, bob, Role.ANNOTATOR)
+    return project, items, alice, bob
+
+
+def post_label(client, project, item_id, label_id, client_id=None):
+    return client.post(
+        reverse("annotations:annotate", args=[project.pk]),
+        data=json.dumps({"item": item_id, "label": label_id, "seconds": 1.5,
+                         "client_id": client_id or str(uuid.uuid4())}),
+        content_type="application/json",
+    )
+
+
+def test_two_annotators_never_share_an_item(client, setup):
+    project, items, alice, bob = setup
+    a = next_items(project, alice, 4)
+    b = next_items(project, bob, 4)
+    assert len(a) == 4 and len(b) == 4
+    assert not {i.pk for i in a} & {i.pk for i in b}
+    # Asking again returns the items already held (a reload shows the same image).
+    assert [i.pk for i in next_items(project, alice, 4)] == [i.pk for i in a]
+    # Nothing left for a third request by bob beyond what he holds.
+    assert {i.pk for i in next_items(project, bob, 8)} == {i.pk for i in b}
+
+
+def test_save_is_idempotent_and_next_is_unlabeled(client, setup):
+    project, items, alice, _ = setup
+    client.force_login(alice)
+    label = project.classes.first()
+    item = client.get(reverse("annotations:next", args=[project.pk])).json()["items"][0]
+    cid = str(uuid.uuid4())
+    first = post_label(client, project, item["id"], label.pk, cid)
+    retry = post_label(client, project, item["id"], label.pk, cid)
+    assert first.status_code == 201 and retry.status_code == 200
+    assert first.json()["id"] == retry.json()["id"]
+    assert Annotation.objects.count() == 1
+    nxt = client.get(reverse("annotations:next", args=[project.pk])).json()["items"][0]
+    assert nxt["id"] != item["id"]
+
+
+def test_bad_requests_are_clear(client, setup, project_factory):
+    project, items, alice, _ = setup
+    client.force_login(alice)
+    url = reverse("annotations:annotate", args=[project.pk])
+    assert client.post(url, data="{", content_type="application/json").status_code == 400
+    other_class = project_factory("Other", classes=["x"]).classes.get()
+    response = post_label(client, project, items[0].pk, other_class.pk)
+    assert response.status_code == 404 and "Unknown" in response.json()["error"]
+    response = post_label(client, project, items[0].pk, project.classes.first().pk, "nope")
+    assert response.status_code == 400
+
+
+def test_relabel_edits_the_annotation(setup):
+    project, items, alice, _ = setup
+    first, second = project.classes.all()[:2]
+    save_annotation(items[0], first, alice)
+    annotation, created = save_annotation(items[0], second, alice)
+    assert not created and annotation.label == second
+    items[0].refresh_from_db()
+    assert items[0].annotation_count == 1
+
+
+def test_audit_share_is_respected(setup):
+    project, items, alice, _ = setup
+    project.audit_share = 0.3
+    project.save()
+    rng = random.Random(0)
+    audits = 0
+    for _ in range(400):
+        item = next_items(project, alice, 1, rng=rng)[0]
+        audits += item.lease_is_audit
+        # give it back so the next draw starts from the same pool
+        type(item).objects.filter(pk=item.pk).update(leased_by=None, lease_expires_at=None)
+    assert 0.22 < audits / 400 < 0.38
+
+
+def test_audit_flag_is_recorded(setup):
+    project, items, alice, _ = setup
+    project.audit_share = 1.0
+    project.save()
+    item = next_items(project, alice, 1)[0]
+    annotation, _ = save_annotation(item, project.classes.first(), alice)
+    assert annotation.is_audit
+
+
+def test_retrain_guard_allows_one_request_at_a_time(setup, redis_url):
+    from labeler.training.services import request_retrain
+
+    project = setup[0]
+    assert request_retrain(project) is True
+    assert request_retrain(project) is False
+    assert Project.objects.get(pk=project.pk).retrain_requested_at is not None

@@ -1,0 +1,1 @@
+"""Background work (Celery) and the ML core (worker.ml, plain Python/numpy, no Django)."""

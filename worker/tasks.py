@@ -1,0 +1,286 @@
+"""Celery tasks. They only orchestrate: load rows, call the ML core (worker.ml), store results.
+
+Both tasks are idempotent and resumable: embedding skips items already in the store; a retrain
+reads the current labels and replaces the previous ranking atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, defaultdict
+from functools import lru_cache
+from pathlib import Path
+
+import joblib
+import numpy as np
+from celery import shared_task
+from django.conf import settings
+from django.db import OperationalError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from worker.ml.embedding_store import EmbeddingStore
+
+logger = logging.getLogger("worker.tasks")
+
+
+def store_for(project_id: int, backbone: str) -> EmbeddingStore:
+    """Embeddings of one project under one backbone: a folder, so backbones never mix."""
+    return EmbeddingStore(Path(settings.EMBEDDINGS_ROOT) / str(project_id) / backbone)
+
+
+@lru_cache(maxsize=2)
+def get_featurizer(backbone: str):
+    """One featurizer per worker process and backbone: loading weights costs seconds."""
+    from worker.ml.featurizer import Featurizer
+
+    batch_size = settings.LABELER_EMBED_BATCH_SIZE or None
+    return Featurizer(backbone, batch_size=batch_size)
+
+
+@shared_task(
+    bind=True, acks_late=True, autoretry_for=(OperationalError,), retry_backoff=5, max_retries=5
+)
+def embed_project(self, project_id: int) -> dict:
+    """Embed every item of the project that has no embedding yet (resumable, batched)."""
+    from labeler.items.models import Item
+    from labeler.projects.models import Project
+    from labeler.training.services import request_embedding, request_retrain_if_due
+
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        logger.warning("embed: project %s no longer exists", project_id)
+        return {"embedded": 0, "errors": 0}
+    store = store_for(project.pk, project.backbone)
+    done_now = 0
+    errors = 0
+    try:
+        rows = list(
+            Item.objects.filter(project=project, embed_error="")
+            .order_by("pk")
+            .values_list("pk", "image")
+        )
+        all_ids = np.array([pk for pk, _ in rows], dtype=np.int64)
+        missing = set(store.missing(all_ids).tolist()) if len(all_ids) else set()
+        todo = [(pk, name) for pk, name in rows if pk in missing]
+        total = len(rows)
+        already = total - len(todo)
+        Project.objects.filter(pk=project.pk).update(
+            embed_status="running", embed_total=total, embed_done=already,
+            embed_rate=0.0, embed_updated_at=timezone.now(),
+        )
+        logger.info(
+            "embed project=%s backbone=%s: %d to embed, %d already stored",
+            project.pk, project.backbone, len(todo), already,
+        )
+        if todo:
+            featurizer = get_featurizer(project.backbone)
+            ids = np.array([pk for pk, _ in todo], dtype=np.int64)
+            paths = [str(Path(settings.MEDIA_ROOT) / name) for _, name in todo]
+            started = time.monotonic()
+            for batch in featurizer.iter_batches(paths):
+                if len(batch.indices):
+                    store.append(ids[batch.indices], batch.embeddings)
+                for index, message in batch.errors.items():
+                    Item.objects.filter(pk=int(ids[index])).update(embed_error=message[:1000])
+                    errors += 1
+                done_now += len(batch.indices) + len(batch.errors)
+                rate = done_now / max(time.monotonic() - started, 1e-6)
+                Project.objects.filter(pk=project.pk).update(
+                    embed_done=already + done_now, embed_rate=rate, embed_updated_at=timezone.now()
+                )
+                logger.info(
+                    "embed project=%s: %d/%d (%.1f img/s)",
+                    project.pk, already + done_now, total, rate,
+                )
+            store.compact()
+        Project.objects.filter(pk=project.pk).update(
+            embed_status="done", embed_updated_at=timezone.now()
+        )
+    except Exception:
+        Project.objects.filter(pk=project.pk).update(embed_status="failed")
+        raise
+    finally:
+        Project.objects.filter(pk=project.pk).update(embed_requested_at=None)
+    # Items imported while this ran were refused a second task by the guard: pick them up now.
+    pending = Item.objects.filter(project=project, embed_error="").values_list("pk", flat=True)
+    if len(store.missing(np.fromiter(pending, dtype=np.int64))):
+        request_embedding(project)
+    if not project.model_versions.exists() and project.items.filter(annotation_count__gt=0).exists():
+        from labeler.training.services import request_retrain
+
+        request_retrain(project)
+    else:
+        request_retrain_if_due(project)
+    return {"embedded": done_now, "errors": errors}
+
+
+def _current_labels(project) -> tuple[dict[int, int], set[int]]:
+    """Item id -> label id (majority over annotators, latest wins ties), and the audit items."""
+    from labeler.annotations.models import Annotation
+
+    votes: dict[int, list[tuple[int, object]]] = defaultdict(list)
+    audit: set[int] = set()
+    for item_id, label_id, is_audit, created in Annotation.objects.filter(
+        item__project=project
+    ).values_list("item_id", "label_id", "is_audit", "created_at"):
+        votes[item_id].append((label_id, created))
+        if is_audit:
+            audit.add(item_id)
+    labels = {}
+    for item_id, item_votes in votes.items():
+        counts = Counter(label for label, _ in item_votes)
+        best = max(counts.values())
+        tied = {label for label, c in counts.items() if c == best}
+        labels[item_id] = max((v for v in item_votes if v[0] in tied), key=lambda v: v[1])[0]
+    return labels, audit
+
+
+@shared_task(bind=True, acks_late=True)
+def retrain_project(self, project_id: int) -> dict | None:
+    """Fit the head on all labels, rank the pool with the project's strategy, store predictions."""
+    from labeler.projects.models import Project
+    from labeler.training.services import request_retrain_if_due
+
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        logger.warning("retrain: project %s no longer exists", project_id)
+        return None
+    try:
+        result = _retrain(project)
+    finally:
+        Project.objects.filter(pk=project.pk).update(retrain_requested_at=None)
+    # Labels that arrived while training ran may already call for the next version.
+    request_retrain_if_due(project)
+    return result
+
+
+def _retrain(project) -> dict | None:
+    from labeler.items.models import Item
+    from labeler.projects.models import Project
+    from labeler.training.models import ModelVersion, Status
+    from worker.ml.head import LogisticHead
+    from worker.ml.metrics import wilson_interval
+    from worker.ml.strategies import select
+
+    started = time.monotonic()
+    labels, audit_items = _current_labels(project)
+    labels_total = len(labels)
+    store = store_for(project.pk, project.backbone)
+    ids, matrix = store.load()
+    if len(ids) == 0 or not labels:
+        logger.info("retrain project=%s skipped: %d embeddings, %d labels", project.pk, len(ids), len(labels))
+        Project.objects.filter(pk=project.pk).update(labels_at_last_retrain=labels_total)
+        return None
+    row_of = {int(i): r for r, i in enumerate(ids.tolist())}
+    lab_ids = np.array([i for i in labels if i in row_of], dtype=np.int64)
+    if len(lab_ids) == 0:
+        logger.info("retrain project=%s skipped: labeled items not embedded yet", project.pk)
+        return None
+    number = (project.model_versions.aggregate(m=Max("number"))["m"] or 0) + 1
+    version = ModelVersion.objects.create(
+        project=project, number=number, backbone=project.backbone,
+        strategy=project.query_strategy, labels_used=len(lab_ids),
+    )
+    logger.info("retrain project=%s v%d on %d labels", project.pk, number, len(lab_ids))
+    try:
+        rows = np.array([row_of[int(i)] for i in lab_ids])
+        X_lab = np.asarray(matrix[rows], dtype=np.float32)
+        y = np.array([labels[int(i)] for i in lab_ids], dtype=np.int64)
+        head = LogisticHead().fit(X_lab, y)
+        metrics: dict = {
+            "n_labels": int(len(y)),
+            "n_classes_labeled": int(len(np.unique(y))),
+            "class_counts": {str(k): int(v) for k, v in Counter(y.tolist()).items()},
+            "cv_accuracy": None if head.cv_accuracy_ is None else float(head.cv_accuracy_),
+            "C": float(head.C_),
+        }
+        # Unbiased estimate: a head trained without the audit labels, scored on them.
+        is_audit = np.array([int(i) in audit_items for i in lab_ids])
+        if is_audit.any() and (~is_audit).any():
+            eval_head = LogisticHead().fit(X_lab[~is_audit], y[~is_audit])
+            correct = int((eval_head.predict(X_lab[is_audit]) == y[is_audit]).sum())
+            n_audit = int(is_audit.sum())
+            low, high = wilson_interval(correct, n_audit)
+            metrics.update(
+                audit_n=n_audit, audit_accuracy=correct / n_audit,
+                audit_ci=[float(low), float(high)],
+            )
+
+        unlabeled = set(
+            Item.objects.filter(project=project, annotation_count=0).values_list("pk", flat=True)
+        )
+        pool_ids = np.array([i for i in ids.tolist() if i in unlabeled], dtype=np.int64)
+        ranked: list[int] = []
+        if len(pool_ids):
+            pool_rows = np.array([row_of[int(i)] for i in pool_ids])
+            X_pool = np.asarray(matrix[pool_rows], dtype=np.float32)
+            n_query = min(len(pool_ids), settings.LABELER_QUERY_POOL_SIZE)
+            order = select(project.query_strategy, head, X_pool, n_query, X_labeled=X_lab)
+            ranked = pool_ids[np.asarray(order, dtype=np.int64)].tolist()
+        # Predictions for every embedded item (suggestions, grid mode, exports).
+        proba = _predict_in_chunks(head, matrix)
+        best = proba.argmax(axis=1)
+        predicted = head.classes_[best]
+        confidence = proba[np.arange(len(best)), best]
+
+        head_path = Path(settings.MODELS_ROOT) / str(project.pk) / f"v{number}.joblib"
+        head_path.parent.mkdir(parents=True, exist_ok=True)
+        joblib.dump(
+            {"head": head, "backbone": project.backbone, "classes": head.classes_.tolist()},
+            head_path,
+        )
+        _store_predictions(project, ids, predicted, confidence, ranked)
+        metrics["seconds"] = round(time.monotonic() - started, 3)
+        with transaction.atomic():
+            version.status = Status.READY
+            version.metrics = metrics
+            version.head_file = str(head_path)
+            version.finished_at = timezone.now()
+            version.save()
+            Project.objects.filter(pk=project.pk).update(labels_at_last_retrain=labels_total)
+        logger.info(
+            "retrain project=%s v%d ready in %.1fs: cv_accuracy=%s audit=%s, %d ranked",
+            project.pk, number, metrics["seconds"], metrics["cv_accuracy"],
+            metrics.get("audit_accuracy"), len(ranked),
+        )
+        return {"version": number, **metrics}
+    except Exception as exc:
+        version.status = Status.FAILED
+        version.error = f"{type(exc).__name__}: {exc}"
+        version.finished_at = timezone.now()
+        version.save()
+        raise
+
+
+def _predict_in_chunks(head, matrix, chunk: int = 20000) -> np.ndarray:
+    parts = [
+        head.predict_proba(np.asarray(matrix[s : s + chunk], dtype=np.float32))
+        for s in range(0, len(matrix), chunk)
+    ]
+    return np.concatenate(parts) if parts else np.zeros((0, len(head.classes_)))
+
+
+def _store_predictions(project, ids, predicted, confidence, ranked: list[int]) -> None:
+    """Write ranking and suggestions in batches; the ranking swap is one transaction."""
+    from labeler.items.models import Item
+
+    rank_of = {item_id: r for r, item_id in enumerate(ranked)}
+    batch: list = []
+    with transaction.atomic():
+        Item.objects.filter(project=project, query_rank__isnull=False).update(query_rank=None)
+        for item_id, cls, conf in zip(ids.tolist(), predicted.tolist(), confidence.tolist()):
+            batch.append(
+                Item(
+                    pk=item_id, predicted_class_id=int(cls),
+                    predicted_confidence=float(conf), query_rank=rank_of.get(item_id),
+                )
+            )
+            if len(batch) >= 1000:
+                Item.objects.bulk_update(
+                    batch, ["predicted_class", "predicted_confidence", "query_rank"]
+                )
+                batch = []
+        if batch:
+            Item.objects.bulk_update(batch, ["predicted_class", "predicted_confidence", "query_rank"])

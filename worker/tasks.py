@@ -270,7 +270,9 @@ def _store_predictions(project, ids, predicted, confidence, ranked: list[int]) -
     batch: list = []
     with transaction.atomic():
         Item.objects.filter(project=project, query_rank__isnull=False).update(query_rank=None)
-        for item_id, cls, conf in zip(ids.tolist(), predicted.tolist(), confidence.tolist()):
+        for item_id, cls, conf in zip(
+            ids.tolist(), predicted.tolist(), confidence.tolist(), strict=True
+        ):
             batch.append(
                 Item(
                     pk=item_id, predicted_class_id=int(cls),

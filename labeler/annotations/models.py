@@ -39,3 +39,23 @@ class Annotation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.item_id}: {self.label}"
+
+
+class Skip(models.Model):
+    """An annotator passed on an item (unclear, off-topic...): never served to them again."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="skips")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="skips"
+    )
+    reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["item", "annotator"], name="one_skip_per_annotator")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item_id} skipped by {self.annotator_id}"

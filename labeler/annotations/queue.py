@@ -2,6 +2,7 @@
 
 Claiming is one conditional UPDATE per item (`... WHERE lease is free`), which is atomic on
 SQLite and PostgreSQL alike: of two annotators racing for an item exactly one update matches.
+With overlap k > 1 an item goes to k different annotators, one at a time.
 """
 
 from __future__ import annotations
@@ -11,18 +12,32 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from labeler.items.models import Item
 from labeler.projects.models import Project
 
-LEASE_SECONDS = 300
+from .models import Annotation, Skip
+
 _rng = random.SystemRandom()
+RANKED = (F("query_rank").asc(nulls_last=True), "random_key")
 
 
 def _free_for(user: AbstractBaseUser, now) -> Q:
     return Q(leased_by__isnull=True) | Q(lease_expires_at__lte=now) | Q(leased_by=user)
+
+
+def open_items(project: Project, user: AbstractBaseUser) -> QuerySet[Item]:
+    """Items that still need a label from `user`: under the overlap, not labeled or skipped by them."""
+    qs = Item.objects.filter(project=project)
+    if project.overlap <= 1:
+        return qs.filter(annotation_count=0).exclude(
+            Exists(Skip.objects.filter(item=OuterRef("pk"), annotator=user))
+        )
+    return qs.filter(annotation_count__lt=project.overlap).exclude(
+        Exists(Annotation.objects.filter(item=OuterRef("pk"), annotator=user))
+    ).exclude(Exists(Skip.objects.filter(item=OuterRef("pk"), annotator=user)))
 
 
 def next_items(
@@ -33,24 +48,23 @@ def next_items(
     exclude: Iterable[int] = (),
     rng: random.Random | None = None,
 ) -> list[Item]:
-    """Lease up to `n` unlabeled items to `user`, best first.
+    """Lease up to `n` items to `user`, best first.
 
-    Items the user already holds come first (a reload shows the same image). New ones are the
+    Items the user already holds come first (a reload shows the same image). New ones follow the
     query strategy's ranking; a share `project.audit_share` of them is instead drawn uniformly at
     random (audit items, flagged on the lease) so that accuracy can be estimated without the
     bias of active learning.
     """
     rng = rng or _rng
     now = timezone.now()
-    expires = now + timedelta(seconds=LEASE_SECONDS)
+    expires = now + timedelta(seconds=project.lease_seconds)
     excluded = set(exclude)
-    base = Item.objects.filter(project=project, annotation_count=0)
-    ranked = (F("query_rank").asc(nulls_last=True), "random_key")
+    base = open_items(project, user)
 
     held = list(
         base.filter(leased_by=user, lease_expires_at__gt=now)
         .exclude(pk__in=excluded)
-        .order_by(*ranked)[:n]
+        .order_by(*RANKED)[:n]
     )
     if held:
         Item.objects.filter(pk__in=[i.pk for i in held]).update(lease_expires_at=expires)
@@ -68,12 +82,12 @@ def next_items(
             if not candidates:
                 candidates = list(free.order_by("random_key")[:4])
         else:
-            candidates = list(free.order_by(*ranked)[: (n - len(chosen)) + 4])
+            candidates = list(free.order_by(*RANKED)[: (n - len(chosen)) + 4])
         if not candidates:
             break
         for item in candidates:
             claimed = (
-                Item.objects.filter(pk=item.pk, annotation_count=0)
+                Item.objects.filter(pk=item.pk)
                 .filter(_free_for(user, now))
                 .update(leased_by=user, lease_expires_at=expires, lease_is_audit=audit)
             )
@@ -88,8 +102,29 @@ def next_items(
     return chosen
 
 
-def release_leases(project: Project, user: AbstractBaseUser) -> int:
-    """Give back everything `user` holds (e.g. on logout)."""
-    return Item.objects.filter(project=project, leased_by=user).update(
-        leased_by=None, lease_expires_at=None, lease_is_audit=False
+def release_leases(project: Project, user: AbstractBaseUser, item_ids: Iterable[int] | None = None) -> int:
+    """Give back what `user` holds (all, or the given items), so others can take it at once."""
+    qs = Item.objects.filter(project=project, leased_by=user)
+    if item_ids is not None:
+        qs = qs.filter(pk__in=list(item_ids))
+    return qs.update(leased_by=None, lease_expires_at=None, lease_is_audit=False)
+
+
+def grid_items(project: Project, user: AbstractBaseUser, label_id: int, n: int = 36) -> list[Item]:
+    """Open items the current model puts in `label_id` with the highest confidence, leased to user."""
+    now = timezone.now()
+    expires = now + timedelta(seconds=project.lease_seconds)
+    candidates = list(
+        open_items(project, user)
+        .filter(_free_for(user, now), predicted_class_id=label_id)
+        .order_by(F("predicted_confidence").desc(nulls_last=True), "pk")[: n * 2]
     )
+    chosen: list[Item] = []
+    for item in candidates:
+        if Item.objects.filter(pk=item.pk).filter(_free_for(user, now)).update(
+            leased_by=user, lease_expires_at=expires, lease_is_audit=False
+        ):
+            chosen.append(item)
+            if len(chosen) >= n:
+                break
+    return chosen

@@ -11,7 +11,7 @@ from django.db.models import F
 from labeler.items.models import Item
 from labeler.projects.models import LabelClass
 
-from .models import Annotation, Source
+from .models import Annotation, Skip, Source
 
 
 class AnnotationError(ValueError):
@@ -74,6 +74,8 @@ def save_annotation(
                     annotation.client_id = client_id
                 annotation.save()
             if user is not None:
+                # A label replaces an earlier skip (undo of a skip, then a label).
+                Skip.objects.filter(item=item, annotator=user).delete()
                 # The label ends this annotator's lease on the item.
                 Item.objects.filter(pk=item.pk, leased_by=user).update(
                     leased_by=None, lease_expires_at=None, lease_is_audit=False
@@ -98,3 +100,32 @@ def delete_annotation(annotation: Annotation) -> None:
         annotation_count=F("annotation_count") - 1
     )
     annotation.delete()
+
+
+@transaction.atomic
+def skip_item(item: Item, user: AbstractBaseUser, reason: str = "") -> Skip:
+    """`user` passes on `item`: it is never served to them again and their lease ends."""
+    skip, _ = Skip.objects.update_or_create(
+        item=item, annotator=user, defaults={"reason": (reason or "")[:200]}
+    )
+    Item.objects.filter(pk=item.pk, leased_by=user).update(
+        leased_by=None, lease_expires_at=None, lease_is_audit=False
+    )
+    return skip
+
+
+@transaction.atomic
+def confirm_grid(
+    items: list[Item], label: LabelClass, user: AbstractBaseUser, *, rejected: list[Item] = ()
+) -> int:
+    """Grid mode: every confirmed item gets `label` (source=grid); rejected ones go back to the pool."""
+    created = 0
+    for item in items:
+        _, was_created = save_annotation(item, label, user, source=Source.GRID)
+        created += was_created
+    ids = [i.pk for i in rejected]
+    if ids:
+        Item.objects.filter(pk__in=ids, leased_by=user).update(
+            leased_by=None, lease_expires_at=None, lease_is_audit=False
+        )
+    return created

@@ -13,8 +13,8 @@ from labeler.items.models import Item
 from labeler.projects.access import get_project_for
 from labeler.projects.models import LabelClass, Project
 
-from .queue import next_items
-from .services import AnnotationError, save_annotation
+from .queue import grid_items, next_items
+from .services import AnnotationError, confirm_grid, save_annotation, skip_item
 
 
 def class_payload(project: Project) -> list[dict]:
@@ -32,8 +32,23 @@ def label_page(request: HttpRequest, project_id: int) -> HttpResponse:
         "nextUrl": reverse("annotations:next", args=[project.pk]),
         "saveUrl": reverse("annotations:annotate", args=[project.pk]),
         "statusUrl": reverse("projects:status", args=[project.pk]),
+        "skipUrl": reverse("annotations:skip", args=[project.pk]),
+        "gridUrl": reverse("annotations:grid", args=[project.pk]),
     }
     return render(request, "annotations/label.html", {"project": project, "config": config})
+
+
+def grid_page(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = get_project_for(request.user, project_id)
+    config = {
+        "project": project.pk,
+        "classes": class_payload(project),
+        "itemsUrl": reverse("annotations:grid_items", args=[project.pk]),
+        "confirmUrl": reverse("annotations:grid_confirm", args=[project.pk]),
+        "labelUrl": reverse("annotations:label", args=[project.pk]),
+        "statusUrl": reverse("projects:status", args=[project.pk]),
+    }
+    return render(request, "annotations/grid.html", {"project": project, "config": config})
 
 
 def item_payload(item: Item) -> dict:
@@ -90,3 +105,65 @@ def api_annotate(request: HttpRequest, project_id: int) -> JsonResponse:
         {"id": annotation.pk, "item": item.pk, "label": annotation.label_id, "created": created},
         status=201 if created else 200,
     )
+
+
+def _json_body(request: HttpRequest) -> dict:
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError as exc:
+        raise AnnotationError("Send a JSON object.") from exc
+    if not isinstance(body, dict):
+        raise AnnotationError("Send a JSON object.")
+    return body
+
+
+@require_POST
+def api_skip(request: HttpRequest, project_id: int) -> JsonResponse:
+    project = get_project_for(request.user, project_id)
+    try:
+        body = _json_body(request)
+        item = Item.objects.filter(pk=int(body["item"]), project=project).first()
+    except (AnnotationError, KeyError, TypeError, ValueError):
+        return JsonResponse({"error": "Send JSON with an integer 'item'."}, status=400)
+    if item is None:
+        return JsonResponse({"error": "Unknown item for this project."}, status=404)
+    skip = skip_item(item, request.user, str(body.get("reason") or ""))
+    return JsonResponse({"item": item.pk, "skipped": True, "reason": skip.reason})
+
+
+@require_GET
+def api_grid_items(request: HttpRequest, project_id: int) -> JsonResponse:
+    project = get_project_for(request.user, project_id)
+    try:
+        label_id = int(request.GET["label"])
+        n = max(1, min(int(request.GET.get("n", "36")), 48))
+    except (KeyError, ValueError):
+        return JsonResponse({"error": "label (class id) is required; n is an integer."}, status=400)
+    if not LabelClass.objects.filter(pk=label_id, project=project).exists():
+        return JsonResponse({"error": "Unknown class for this project."}, status=404)
+    items = grid_items(project, request.user, label_id, n)
+    return JsonResponse({"label": label_id, "items": [item_payload(i) for i in items]})
+
+
+@require_POST
+def api_grid_confirm(request: HttpRequest, project_id: int) -> JsonResponse:
+    project = get_project_for(request.user, project_id)
+    try:
+        body = _json_body(request)
+        label = LabelClass.objects.filter(pk=int(body["label"]), project=project).first()
+        confirmed = [int(x) for x in body.get("confirmed", [])]
+        rejected = [int(x) for x in body.get("rejected", [])]
+    except (AnnotationError, KeyError, TypeError, ValueError):
+        return JsonResponse(
+            {"error": "Send JSON with 'label' and integer lists 'confirmed', 'rejected'."},
+            status=400,
+        )
+    if label is None:
+        return JsonResponse({"error": "Unknown class for this project."}, status=404)
+    items = {i.pk: i for i in Item.objects.filter(project=project, pk__in=confirmed + rejected)}
+    if len(items) != len(set(confirmed + rejected)):
+        return JsonResponse({"error": "Some items are not in this project."}, status=404)
+    created = confirm_grid(
+        [items[i] for i in confirmed], label, request.user, rejected=[items[i] for i in rejected]
+    )
+    return JsonResponse({"confirmed": len(confirmed), "created": created, "rejected": len(rejected)})

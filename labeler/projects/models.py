@@ -31,6 +31,12 @@ class Project(models.Model):
     audit_share = models.FloatField(
         default=0.10, help_text="Share of served items drawn uniformly at random (audit items)."
     )
+    lease_seconds = models.PositiveIntegerField(
+        default=300, help_text="An item handed to an annotator is theirs until this much inactivity."
+    )
+    overlap = models.PositiveSmallIntegerField(
+        default=1, help_text="Annotators per item (more than 1 measures agreement)."
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

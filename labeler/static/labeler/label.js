@@ -1,19 +1,24 @@
 // The labeling page: keyboard-first, prefetching, saves in the background with retries.
+// Keys: class hotkeys label; Enter accepts the suggestion; S skips (Shift+S asks a reason);
+// Z or Backspace undoes; ? shows the keys.
 (function () {
   "use strict";
   const cfg = JSON.parse(document.getElementById("label-config").textContent);
   const classesById = new Map(cfg.classes.map((c) => [c.id, c]));
   const classesByKey = new Map(cfg.classes.filter((c) => c.hotkey).map((c) => [c.hotkey, c]));
   const img = document.getElementById("current-image");
+  const $ = (id) => document.getElementById(id);
   const PREFETCH = 4;
-  let queue = [];        // prefetched items, images already decoding
+  let queue = [];          // prefetched items, images already downloading and decoding
   let current = null;
   let shownAt = 0;
   let fetching = null;
-  let sessionCount = 0;
-  let pendingSaves = 0;
   let exhausted = false;
   let modelVersion = null;
+  let pendingSaves = 0;
+  const history = [];      // [{item, action}] for undo
+  const chains = new Map();  // item id -> promise of its last save (saves of one item stay ordered)
+  const session = { count: 0, first: null };
 
   function csrf() {
     const m = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
@@ -28,18 +33,27 @@
   }
 
   function renderButtons() {
-    const box = document.getElementById("class-buttons");
+    const box = $("class-buttons");
     for (const c of cfg.classes) {
       const b = document.createElement("button");
       b.type = "button";
       b.className = "class-button";
       b.dataset.label = c.id;
       b.style.setProperty("--c", c.color || "#888");
-      b.innerHTML = `<kbd></kbd> <span></span>`;
+      b.innerHTML = "<kbd></kbd> <span></span>";
       b.querySelector("kbd").textContent = c.hotkey || "";
       b.querySelector("span").textContent = c.name;
-      b.addEventListener("click", () => { label(c.id); b.blur(); });
+      b.addEventListener("click", () => { b.blur(); label(c.id); });
       box.appendChild(b);
+    }
+    const help = $("help-keys");
+    for (const c of cfg.classes) {
+      if (!c.hotkey) continue;
+      const row = document.createElement("tr");
+      row.innerHTML = "<td><kbd></kbd></td><td></td>";
+      row.querySelector("kbd").textContent = c.hotkey;
+      row.cells[1].textContent = c.name;
+      help.appendChild(row);
     }
   }
 
@@ -47,14 +61,14 @@
     const im = new Image();
     im.src = item.url;
     item.ready = im.decode().catch(() => undefined);
-    item.el = im;
+    item.el = im;  // keep a reference so the decoded image stays in memory
     return item;
   }
 
   async function refill() {
     if (fetching || exhausted || queue.length >= PREFETCH) return fetching;
-    const held = [current, ...queue].filter(Boolean).map((i) => i.id);
-    const url = `${cfg.nextUrl}?n=${PREFETCH - queue.length}&exclude=${held.join(",")}`;
+    const held = [current, ...queue, ...history.map((h) => h.item)].filter(Boolean).map((i) => i.id);
+    const url = `${cfg.nextUrl}?n=${PREFETCH - queue.length}&exclude=${held.slice(-200).join(",")}`;
     fetching = (async () => {
       try {
         const r = await fetch(url, { headers: { Accept: "application/json" } });
@@ -62,7 +76,7 @@
         const data = await r.json();
         const known = new Set([current, ...queue].filter(Boolean).map((i) => i.id));
         const fresh = data.items.filter((i) => !known.has(i.id));
-        if (!fresh.length && !data.items.length) exhausted = true;
+        if (!data.items.length) exhausted = true;
         fresh.forEach((i) => queue.push(preload(i)));
       } catch (err) {
         setTimeout(refill, 1000);
@@ -74,92 +88,161 @@
   }
 
   function showSuggestion(item) {
-    const box = document.getElementById("suggestion");
+    const box = $("suggestion");
     document.querySelectorAll(".class-button").forEach((b) => b.classList.remove("suggested"));
+    delete box.dataset.label;
     if (!item || !item.suggestion) { box.textContent = modelVersion ? "No suggestion" : "No model yet"; return; }
     const c = classesById.get(item.suggestion.label);
-    box.innerHTML = "";
+    box.textContent = "";
     const strong = document.createElement("strong");
     strong.textContent = c ? c.name : "?";
-    box.append("Model suggests ", strong, ` (${Math.round(item.suggestion.confidence * 100)} %)`);
+    box.append("Model suggests ", strong, ` (${Math.round(item.suggestion.confidence * 100)} %) · Enter accepts`);
     box.dataset.label = item.suggestion.label;
     const btn = document.querySelector(`.class-button[data-label="${item.suggestion.label}"]`);
     if (btn) btn.classList.add("suggested");
   }
 
-  async function showNext() {
-    current = queue.shift() || null;
-    if (!current) {
-      await refill();
-      current = queue.shift() || null;
-    }
-    document.getElementById("loading").hidden = true;
+  function show(item) {
+    current = item;
+    $("loading").hidden = true;
     if (!current) {
       img.hidden = true;
-      document.getElementById("empty").hidden = false;
+      delete img.dataset.itemId;
+      $("empty").hidden = false;
       showSuggestion(null);
       return;
     }
-    document.getElementById("empty").hidden = true;
+    $("empty").hidden = true;
     img.src = current.url;
     img.dataset.itemId = current.id;
     img.hidden = false;
     shownAt = performance.now();
     showSuggestion(current);
+    const prior = history.length && current.previous;
+    $("relabel-note").hidden = !prior;
+  }
+
+  async function showNext() {
+    let item = queue.shift() || null;
+    if (!item) {
+      await refill();
+      item = queue.shift() || null;
+    }
+    show(item);
     refill();
   }
 
-  async function save(payload, attempt = 0) {
+  function post(url, payload, attempt = 0) {
     pendingSaves += 1;
     updateSaveStatus();
-    try {
-      const r = await fetch(cfg.saveUrl, {
-        method: "POST",
-        headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
-        body: JSON.stringify(payload),
-      });
+    return fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf() },
+      body: JSON.stringify(payload),
+    }).then(async (r) => {
       if (r.status >= 500) throw new Error(`HTTP ${r.status}`);
       if (!r.ok) {
         const e = await r.json().catch(() => ({}));
-        document.getElementById("save-status").textContent = `error: ${e.error || r.status}`;
-        return;
+        $("save-status").textContent = `error: ${e.error || r.status}`;
+        return null;
       }
-    } catch (err) {
+      return r.json();
+    }).catch(() => new Promise((resolve) => {
       // Network trouble: retry with backoff; the client_id makes the retry idempotent.
-      const delay = Math.min(10000, 500 * 2 ** attempt);
-      setTimeout(() => save(payload, attempt + 1), delay);
-    } finally {
-      pendingSaves -= 1;
-      updateSaveStatus();
-    }
+      setTimeout(() => resolve(post(url, payload, attempt + 1)), Math.min(10000, 300 * 2 ** attempt));
+    })).finally(() => { pendingSaves -= 1; updateSaveStatus(); });
   }
+
+  function enqueueSave(itemId, url, payload) {
+    const before = chains.get(itemId) || Promise.resolve();
+    const next = before.then(() => post(url, payload));
+    chains.set(itemId, next);
+    return next;
+  }
+
   function updateSaveStatus() {
-    document.getElementById("save-status").textContent = pendingSaves ? `saving (${pendingSaves})` : "all saved";
+    $("save-status").textContent = pendingSaves ? `saving (${pendingSaves})` : "all saved";
+  }
+
+  function countLabel() {
+    session.count += 1;
+    session.first = session.first || performance.now();
+    $("session-count").textContent = session.count;
+    const minutes = (performance.now() - session.first) / 60000;
+    $("session-rate").textContent = minutes > 0.05 ? (session.count / minutes).toFixed(1) : "–";
   }
 
   function label(classId) {
     if (!current) return;
-    const payload = {
-      item: current.id,
+    const item = current;
+    enqueueSave(item.id, cfg.saveUrl, {
+      item: item.id,
       label: classId,
       seconds: (performance.now() - shownAt) / 1000,
       client_id: uuid(),
-    };
-    sessionCount += 1;
-    document.getElementById("session-count").textContent = sessionCount;
-    save(payload);
+    });
+    if (!item.previous) countLabel();
+    item.previous = { action: "label", label: classId };
+    history.push({ item, action: "label" });
     showNext();
+  }
+
+  function skip(reason) {
+    if (!current) return;
+    const item = current;
+    enqueueSave(item.id, cfg.skipUrl, { item: item.id, reason: reason || "" });
+    item.previous = { action: "skip" };
+    history.push({ item, action: "skip" });
+    showNext();
+  }
+
+  function undo() {
+    const last = history.pop();
+    if (!last) return;
+    if (current) queue.unshift(current);
+    show(last.item);
+  }
+
+  function askReason() {
+    if (!current) return;
+    const box = $("skip-reason");
+    box.hidden = false;
+    const input = box.querySelector("input");
+    input.value = "";
+    input.focus();
+  }
+
+  $("skip-reason").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const box = $("skip-reason");
+    const input = box.querySelector("input");
+    box.hidden = true;
+    input.blur();
+    skip(input.value);
+  });
+
+  function toggleHelp(force) {
+    const help = $("help");
+    help.hidden = force === undefined ? !help.hidden : !force;
   }
 
   document.addEventListener("keydown", (ev) => {
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
-    if (ev.target && ["INPUT", "TEXTAREA", "SELECT"].includes(ev.target.tagName)) return;
-    const key = ev.key.toLowerCase();
-    if (key === "enter") {
+    const t = ev.target;
+    if (t && ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName)) {
+      if (ev.key === "Escape") { $("skip-reason").hidden = true; t.blur(); }
+      return;
+    }
+    if (ev.key === "?") { ev.preventDefault(); toggleHelp(); return; }
+    if (ev.key === "Escape") { toggleHelp(false); return; }
+    if (ev.key === "Enter") {
       if (current && current.suggestion) { ev.preventDefault(); label(current.suggestion.label); }
       return;
     }
-    const c = classesByKey.get(key);
+    if (ev.key === "Backspace" || ev.key === "z" || ev.key === "Z") { ev.preventDefault(); undo(); return; }
+    if (ev.key === "S") { ev.preventDefault(); askReason(); return; }
+    if (ev.key === "s") { ev.preventDefault(); skip(""); return; }
+    const c = classesByKey.get(ev.key.toLowerCase());
     if (c) { ev.preventDefault(); label(c.id); }
   });
 
@@ -168,32 +251,37 @@
       const r = await fetch(cfg.statusUrl, { headers: { Accept: "application/json" } });
       if (!r.ok) return;
       const s = await r.json();
+      $("progress").textContent = `${s.labeled} / ${s.items}`;
       const m = s.model;
       let text = m ? `v${m.version} · ${m.labels_used} labels` : "none yet";
-      if (m && m.audit_accuracy != null) text += ` · est. accuracy ${Math.round(m.audit_accuracy * 100)} %`;
-      else if (m && m.cv_accuracy != null) text += ` · CV accuracy ${Math.round(m.cv_accuracy * 100)} %`;
-      if (s.retraining) text += " · retraining…";
-      document.getElementById("model-status").textContent = text;
+      if (m && m.audit_accuracy != null) {
+        text += ` · est. accuracy ${Math.round(m.audit_accuracy * 100)} %`;
+        if (m.audit_ci) text += ` (${Math.round(m.audit_ci[0] * 100)}–${Math.round(m.audit_ci[1] * 100)})`;
+      } else if (m && m.cv_accuracy != null) text += ` · CV accuracy ${Math.round(m.cv_accuracy * 100)} %`;
+      $("model-status").textContent = text;
+      $("retraining").hidden = !s.retraining;
       const version = m ? m.version : null;
       if (version !== modelVersion) {
-        const first = modelVersion === null && version !== null && sessionCount === 0;
+        const changed = modelVersion !== null || version !== null;
         modelVersion = version;
-        if (!first) {
-          // New model: refetch the queue so suggestions and ranking are fresh (no page reload).
-          queue = [];
-          exhausted = false;
-          if (current) {
-            const r2 = await fetch(`${cfg.nextUrl}?n=1`, { headers: { Accept: "application/json" } });
-            if (r2.ok) {
-              const d = await r2.json();
-              const same = d.items.find((i) => current && i.id === current.id);
-              if (same) { current.suggestion = same.suggestion; showSuggestion(current); }
-            }
-          }
-          refill();
-        }
+        if (changed) await refreshSuggestions();
       }
-    } catch (err) { /* try again next tick */ }
+    } catch (err) { /* offline for a moment: try again next tick */ }
+  }
+
+  // A new model: fresh suggestions and ranking, without a page reload.
+  async function refreshSuggestions() {
+    const ids = [current, ...queue].filter(Boolean);
+    if (!ids.length) { exhausted = false; refill(); return; }
+    const r = await fetch(`${cfg.nextUrl}?n=${ids.length}`, { headers: { Accept: "application/json" } });
+    if (!r.ok) return;
+    const d = await r.json();
+    const byId = new Map(d.items.map((i) => [i.id, i]));
+    for (const item of ids) {
+      const fresh = byId.get(item.id);
+      if (fresh) item.suggestion = fresh.suggestion;
+    }
+    if (current) showSuggestion(current);
   }
 
   renderButtons();

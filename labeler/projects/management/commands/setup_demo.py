@@ -30,7 +30,7 @@ def fallback_photos(target: Path) -> list[str]:
 
     data = load_sample_images()
     classes = ["building", "flower"]
-    for name, array in zip(classes, data.images):
+    for name, array in zip(classes, data.images, strict=True):
         folder = target / name
         folder.mkdir(parents=True, exist_ok=True)
         image = Image.fromarray(array)

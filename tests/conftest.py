@@ -113,13 +113,10 @@ def _pings(client) -> bool:
 @pytest.fixture
 def celery_worker(redis_url, labeler_dirs, settings, transactional_db):
     """A real `celery worker` process sharing this test's database file and folders."""
-    from django.db import connection
-
-    db_name = connection.settings_dict["NAME"]
     env = dict(
         os.environ,
         DJANGO_SETTINGS_MODULE="labeler.settings",
-        DATABASE_URL=f"sqlite:///{db_name}",
+        DATABASE_URL=_test_database_url(),
         REDIS_URL=redis_url,
         LABELER_MEDIA_ROOT=str(settings.MEDIA_ROOT),
         LABELER_EMBEDDINGS_ROOT=str(settings.EMBEDDINGS_ROOT),
@@ -145,6 +142,17 @@ def celery_worker(redis_url, labeler_dirs, settings, transactional_db):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def _test_database_url() -> str:
+    """The URL of the database this test process uses (the test database, not the real one)."""
+    from django.db import connection
+
+    d = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{d['NAME']}"
+    auth = d["USER"] + (f":{d['PASSWORD']}" if d.get("PASSWORD") else "")
+    return f"postgres://{auth}@{d['HOST']}:{d['PORT']}/{d['NAME']}"
 
 
 @pytest.fixture

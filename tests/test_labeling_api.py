@@ -116,3 +116,38 @@ def test_retrain_guard_allows_one_request_at_a_time(setup, redis_url):
     assert request_retrain(project) is True
     assert request_retrain(project) is False
     assert Project.objects.get(pk=project.pk).retrain_requested_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_leasing_hands_out_each_item_once(make_user, project_factory, add_images):
+    """Threads with their own database connections race for items: no item is handed out twice."""
+    import threading
+
+    from django.db import connection
+
+    project = project_factory("Race", audit_share=0.2)
+    add_images(project, 40)
+    users = [make_user(f"u{i}") for i in range(6)]
+    got: dict[str, list[int]] = {u.username: [] for u in users}
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(users))
+
+    def work(user):
+        try:
+            barrier.wait()
+            for _ in range(10):
+                items = next_items(project, user, 2, exclude=got[user.username])
+                got[user.username].extend(i.pk for i in items)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(u,)) for u in users]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    handed = [pk for pks in got.values() for pk in pks]
+    assert len(handed) == len(set(handed)) == 40

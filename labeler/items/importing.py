@@ -16,7 +16,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.db import transaction
 
-from labeler.projects.models import LabelClass, Project
+from labeler.projects.models import Project
 
 from .models import Item
 from .validation import InvalidUpload, check_image, is_image_name, iter_zip_images

@@ -264,19 +264,19 @@ def _predict_in_chunks(head, matrix, chunk: int = 20000) -> np.ndarray:
 
 def _store_predictions(project, ids, predicted, confidence, ranked: list[int]) -> None:
     """Write ranking and suggestions in batches; the ranking swap is one transaction."""
-    from labeler.items.models import Item
+    from labeler.items.models import UNRANKED, Item
 
     rank_of = {item_id: r for r, item_id in enumerate(ranked)}
     batch: list = []
     with transaction.atomic():
-        Item.objects.filter(project=project, query_rank__isnull=False).update(query_rank=None)
+        Item.objects.filter(project=project, query_rank__lt=UNRANKED).update(query_rank=UNRANKED)
         for item_id, cls, conf in zip(
             ids.tolist(), predicted.tolist(), confidence.tolist(), strict=True
         ):
             batch.append(
                 Item(
                     pk=item_id, predicted_class_id=int(cls),
-                    predicted_confidence=float(conf), query_rank=rank_of.get(item_id),
+                    predicted_confidence=float(conf), query_rank=rank_of.get(item_id, UNRANKED),
                 )
             )
             if len(batch) >= 1000:

@@ -21,7 +21,7 @@ from labeler.projects.models import Project
 from .models import Annotation, Skip
 
 _rng = random.SystemRandom()
-RANKED = (F("query_rank").asc(nulls_last=True), "random_key")
+RANKED = ("query_rank", "random_key")
 
 
 def _free_for(user: AbstractBaseUser, now) -> Q:
@@ -86,8 +86,9 @@ def next_items(
         if not candidates:
             break
         for item in candidates:
+            # Re-check openness in the same statement: someone may have labeled it meanwhile.
             claimed = (
-                Item.objects.filter(pk=item.pk)
+                Item.objects.filter(pk=item.pk, annotation_count__lt=project.overlap)
                 .filter(_free_for(user, now))
                 .update(leased_by=user, lease_expires_at=expires, lease_is_audit=audit)
             )
@@ -121,7 +122,9 @@ def grid_items(project: Project, user: AbstractBaseUser, label_id: int, n: int =
     )
     chosen: list[Item] = []
     for item in candidates:
-        if Item.objects.filter(pk=item.pk).filter(_free_for(user, now)).update(
+        if Item.objects.filter(pk=item.pk, annotation_count__lt=project.overlap).filter(
+            _free_for(user, now)
+        ).update(
             leased_by=user, lease_expires_at=expires, lease_is_audit=False
         ):
             chosen.append(item)

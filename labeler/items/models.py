@@ -10,6 +10,9 @@ from django.db import models
 from labeler.projects.models import LabelClass, Project
 
 
+UNRANKED = 2_000_000_000  # query_rank of items the strategy has not ranked (random order after)
+
+
 def new_random_key() -> float:
     """Uniform key: ordering by it gives a random order that is stable and index-backed."""
     return random.random()
@@ -33,8 +36,9 @@ class Item(models.Model):
 
     # Denormalised so that "what to label next" is one indexed query at any pool size.
     annotation_count = models.PositiveIntegerField(default=0)
-    # Set by the retrain task: position in the query strategy's ranking (null = not ranked).
-    query_rank = models.PositiveIntegerField(null=True, blank=True)
+    # Set by the retrain task: position in the query strategy's ranking. Never null, so that
+    # "next item" is an index scan in (query_rank, random_key) order at any pool size.
+    query_rank = models.PositiveIntegerField(default=UNRANKED)
     predicted_class = models.ForeignKey(
         LabelClass, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -54,7 +58,7 @@ class Item(models.Model):
             models.UniqueConstraint(fields=["project", "sha256"], name="unique_image_per_project")
         ]
         indexes = [
-            models.Index(fields=["project", "annotation_count", "query_rank"]),
+            models.Index(fields=["project", "annotation_count", "query_rank", "random_key"]),
             models.Index(fields=["project", "annotation_count", "random_key"]),
         ]
 

@@ -1,0 +1,250 @@
+#!/usr/bin/env python
+"""Latency of label-submit + get-next through the real HTTP stack (gunicorn + Django + database).
+
+Fills a throw-away database with --items items (embeddings in the real store and a model
+trained by the real retrain code), starts gunicorn on loopback, and drives it from
+--annotators concurrent clients, each labelling as fast as the server answers (no think time
+unless --think-ms). Prints one JSON object: p50_ms, p95_ms, p99_ms, requests, duplicates (items
+handed to two annotators) and lost (labels answered 2xx but missing from the database).
+
+    python benchmarks/next_item_latency.py [--items 100000] [--annotators 20] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def log(msg: str) -> None:
+    print(f"[next_item_latency] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fill(n_items: int, n_annotators: int, dim: int) -> dict:
+    """Create the project, items, embeddings, some labels and a real model version."""
+    import django
+
+    django.setup()
+    import numpy as np
+    from django.contrib.auth import get_user_model
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.core.management import call_command
+
+    from labeler.annotations.services import save_annotation
+    from labeler.items.models import Item
+    from labeler.projects.models import Role
+    from labeler.projects.services import create_project, set_member
+    from worker.tasks import _retrain, store_for
+
+    call_command("migrate", verbosity=0)
+    User = get_user_model()
+    classes = [f"class{i}" for i in range(10)]
+    project = create_project("Latency", classes, audit_share=0.1, retrain_every=10**9)
+    rng = np.random.default_rng(0)
+    t = time.monotonic()
+    batch = []
+    for i in range(n_items):
+        digest = f"{i:064x}"
+        batch.append(Item(project=project, image=f"items/{digest}.jpg", original_name=f"{i}.jpg",
+                          sha256=digest, width=400, height=533, random_key=rng.random()))
+        if len(batch) == 5000:
+            Item.objects.bulk_create(batch)
+            batch = []
+    if batch:
+        Item.objects.bulk_create(batch)
+    log(f"{n_items} items in {time.monotonic() - t:.1f}s")
+    ids = np.array(Item.objects.filter(project=project).order_by("pk").values_list("pk", flat=True))
+    # Embeddings: clustered vectors, one cluster per class, so the model has something to learn.
+    centers = rng.normal(size=(len(classes), dim)).astype(np.float32)
+    truth = rng.integers(0, len(classes), size=len(ids))
+    store = store_for(project.pk, project.backbone)
+    for s in range(0, len(ids), 20000):
+        X = centers[truth[s:s + 20000]] + rng.normal(scale=2.0, size=(len(ids[s:s + 20000]), dim))
+        store.append(ids[s:s + 20000], X.astype(np.float32))
+    store.compact()
+    lead = User.objects.create_user("lead", password=secrets.token_hex(8))
+    set_member(project, lead, Role.LEAD)
+    label_ids = list(project.classes.values_list("pk", flat=True))
+    items = {i.pk: i for i in Item.objects.filter(pk__in=ids[:200].tolist())}
+    for k, pk in enumerate(ids[:200].tolist()):
+        save_annotation(items[pk], project.classes.get(pk=label_ids[truth[k]]), lead,
+                        trigger_retrain=False)
+    t = time.monotonic()
+    result = _retrain(project)
+    log(f"model v{result['version']} trained and pool ranked in {time.monotonic() - t:.1f}s")
+    sessions = []
+    for i in range(n_annotators):
+        user = User.objects.create_user(f"annotator{i}", password=secrets.token_hex(8))
+        set_member(project, user, Role.ANNOTATOR)
+        s = SessionStore()
+        s["_auth_user_id"] = str(user.pk)
+        s["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+        s["_auth_user_hash"] = user.get_session_auth_hash()
+        s.create()
+        sessions.append(s.session_key)
+    return {"project": project.pk, "labels": label_ids, "sessions": sessions}
+
+
+class Client(threading.Thread):
+    """One annotator: get next, label it, repeat — over one keep-alive connection."""
+
+    def __init__(self, port, project, labels, session, stop_at, think, out):
+        super().__init__(daemon=True)
+        self.port, self.project, self.labels = port, project, labels
+        self.stop_at, self.think, self.out = stop_at, think, out
+        token = secrets.token_hex(16)
+        self.headers = {
+            "Cookie": f"sessionid={session}; csrftoken={token}",
+            "X-CSRFToken": token,
+            "Content-Type": "application/json",
+            "Host": "127.0.0.1",
+        }
+        self.latencies: list[float] = []
+        self.handed: list[int] = []
+        self.saved: list[str] = []
+        self.errors = 0
+
+    def request(self, conn, method, path, body=None):
+        t = time.perf_counter()
+        conn.request(method, path, body=body, headers=self.headers)
+        response = conn.getresponse()
+        data = response.read()
+        self.latencies.append((time.perf_counter() - t) * 1000)
+        return response.status, data
+
+    def run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        import random
+
+        rng = random.Random()
+        while time.monotonic() < self.stop_at:
+            try:
+                status, data = self.request(conn, "GET", f"/api/projects/{self.project}/next/?n=1")
+                if status != 200:
+                    self.errors += 1
+                    continue
+                items = json.loads(data)["items"]
+                if not items:
+                    break
+                item = items[0]["id"]
+                self.handed.append(item)
+                cid = str(uuid.uuid4())
+                body = json.dumps({"item": item, "label": rng.choice(self.labels),
+                                   "seconds": 1.0, "client_id": cid})
+                status, _ = self.request(conn, "POST", f"/api/projects/{self.project}/annotations/", body)
+                if status in (200, 201):
+                    self.saved.append(cid)
+                else:
+                    self.errors += 1
+                if self.think:
+                    time.sleep(self.think)
+            except (OSError, http.client.HTTPException):
+                self.errors += 1
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--annotators", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=20.0, help="how long the clients run")
+    parser.add_argument("--think-ms", type=float, default=0.0, help="pause after each label")
+    parser.add_argument("--dim", type=int, default=1280, help="embedding size")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    parser.add_argument("--database-url", default=None, help="default: SQLite in a temp folder")
+    args = parser.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="labeler-latency-")
+    os.environ["LABELER_DATA_DIR"] = tmp
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labeler.settings")
+    os.environ["CELERY_BROKER_URL"] = "memory://"  # nothing is enqueued: retrain_every is huge
+    if args.database_url:
+        os.environ["DATABASE_URL"] = args.database_url
+    sys.path.insert(0, str(REPO))
+    t = time.monotonic()
+    setup = fill(args.items, args.annotators, args.dim)
+    log(f"filled in {time.monotonic() - t:.1f}s; starting gunicorn")
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "labeler.wsgi", "-b", f"127.0.0.1:{port}",
+         "--workers", str(args.workers), "--threads", str(args.threads), "--log-level", "warning"],
+        cwd=REPO, env=dict(os.environ),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        # Warm up every worker process (imports, connections) before measuring.
+        warm = Client(port, setup["project"], setup["labels"], setup["sessions"][0],
+                      time.monotonic() + 2, 0, None)
+        warm.run()
+        stop_at = time.monotonic() + args.seconds
+        clients = [
+            Client(port, setup["project"], setup["labels"], s, stop_at, args.think_ms / 1000, None)
+            for s in setup["sessions"]
+        ]
+        for c in clients:
+            c.start()
+        for c in clients:
+            c.join()
+    finally:
+        server.terminate()
+        server.wait(20)
+
+    from labeler.annotations.models import Annotation
+
+    latencies = sorted(x for c in clients for x in c.latencies)
+    handed: dict[int, int] = {}
+    for c in clients:
+        for item in set(c.handed):
+            handed[item] = handed.get(item, 0) + 1
+    saved = [cid for c in clients for cid in c.saved]
+    stored = set()
+    for s in range(0, len(saved), 500):
+        stored.update(str(x) for x in Annotation.objects.filter(
+            client_id__in=saved[s:s + 500]).values_list("client_id", flat=True))
+    q = statistics.quantiles(latencies, n=100, method="inclusive") if len(latencies) > 1 else [0] * 99
+    print(json.dumps({
+        "p50_ms": round(q[49], 2),
+        "p95_ms": round(q[94], 2),
+        "p99_ms": round(q[98], 2),
+        "requests": len(latencies),
+        "requests_per_s": round(len(latencies) / args.seconds, 1),
+        "labels_saved": len(saved),
+        "duplicates": sum(1 for n in handed.values() if n > 1),
+        "lost": len(set(saved) - stored),
+        "errors": sum(c.errors for c in clients),
+        "items": args.items,
+        "annotators": args.annotators,
+        "database": "postgresql" if args.database_url else "sqlite",
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,501 @@
+"""Exports of a project's labels, predictions and model, as streams of bytes.
+
+Every format is a generator of byte chunks, used both by the download views (one
+StreamingHttpResponse) and by ``manage.py export_labels`` (written to a file), so the two can
+never disagree and nothing is ever held whole in memory: database rows are read in chunks, zips
+are written to a non-seekable stream (zipfile then uses data descriptors), images are copied file
+by file.
+
+Formats:
+    csv          one row per item: file, label, annotations count, audit flag, prediction
+    json         project, classes, latest model, and per item every annotation
+    coco         COCO-style classification: images, categories, annotations with category_id
+                 (one whole-image box per labelled image so COCO tools accept it)
+    folders      a zip with one folder per class holding the labelled images, plus labels.csv
+    predictions  CSV with the latest head's probability for every class, for every item
+    model        a zip: head.joblib (the current head), classes.json and README.md (inference)
+
+"The label" of an item is the retrain's own definition: the majority over annotators, the
+latest label winning ties (worker.tasks._current_labels).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from django.conf import settings
+
+from labeler.annotations.models import Annotation
+from labeler.items.models import Item
+from labeler.projects.models import Project
+from labeler.training.models import ModelVersion
+
+from . import services
+
+FORMATS = {
+    "csv": ("text/csv; charset=utf-8", "labels.csv"),
+    "json": ("application/json", "labels.json"),
+    "coco": ("application/json", "coco.json"),
+    "folders": ("application/zip", "images-by-class.zip"),
+    "predictions": ("text/csv; charset=utf-8", "predictions.csv"),
+    "model": ("application/zip", "model.zip"),
+}
+CSV_COLUMNS = [
+    "item_id", "file", "original_name", "sha256", "width", "height", "label", "label_id",
+    "n_annotations", "is_audit", "predicted", "predicted_confidence",
+]
+CHUNK = 2000
+_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+class ExportError(ValueError):
+    """The export can't be made (e.g. no model yet); the message is for the user."""
+
+
+def _safe(name: str, fallback: str) -> str:
+    name = _UNSAFE.sub("_", name).strip(" .")
+    return name[:120] or fallback
+
+
+@dataclass
+class Row:
+    item: Item
+    file: str
+    label_id: int | None
+    is_audit: bool
+
+
+class Naming:
+    """Unique, safe file names (``<basename>``, or ``<id>-<basename>`` on a clash) and class
+    folder names, the same in the CSV, COCO and folders exports."""
+
+    def __init__(self, project: Project) -> None:
+        self.used: set[str] = set()
+        self.folders: dict[int, str] = {}
+        seen: set[str] = set()
+        for c in project.classes.all():
+            folder = _safe(c.name, f"class-{c.pk}")
+            if folder.lower() in seen:
+                folder = f"{folder}-{c.pk}"
+            seen.add(folder.lower())
+            self.folders[c.pk] = folder
+        self.names = {c.pk: c.name for c in project.classes.all()}
+
+    def file_for(self, item: Item) -> str:
+        base = PurePosixPath(item.original_name.replace("\\", "/").split(":")[-1]).name
+        stored_ext = PurePosixPath(item.image.name).suffix
+        base = _safe(base, f"item-{item.pk}{stored_ext}")
+        if not PurePosixPath(base).suffix and stored_ext:
+            base += stored_ext
+        name = base
+        if name.lower() in self.used:
+            name = f"{item.pk}-{base}"
+        self.used.add(name.lower())
+        return name
+
+
+def iter_rows(project: Project, labels: dict[int, int], audit: set[int],
+              naming: Naming | None = None) -> Iterator[Row]:
+    naming = naming or Naming(project)
+    qs = Item.objects.filter(project=project).order_by("pk")
+    for item in qs.iterator(chunk_size=CHUNK):
+        yield Row(item, naming.file_for(item), labels.get(item.pk), item.pk in audit)
+
+
+def _csv_line(values: list) -> bytes:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(values)
+    return buf.getvalue().encode("utf-8")
+
+
+# ---------------------------------------------------------------------------- CSV / JSON / COCO
+
+
+def export_csv(project: Project) -> Iterator[bytes]:
+    labels, audit = services.current_labels(project)
+    naming = Naming(project)
+    yield _csv_line(CSV_COLUMNS)
+    lines: list[bytes] = []
+    for r in iter_rows(project, labels, audit, naming):
+        it = r.item
+        lines.append(_csv_line([
+            it.pk, r.file, it.original_name, it.sha256, it.width, it.height,
+            naming.names.get(r.label_id, "") if r.label_id else "", r.label_id or "",
+            it.annotation_count, int(r.is_audit),
+            naming.names.get(it.predicted_class_id, "") if it.predicted_class_id else "",
+            "" if it.predicted_confidence is None else f"{it.predicted_confidence:.4f}",
+        ]))
+        if len(lines) >= 500:
+            yield b"".join(lines)
+            lines = []
+    if lines:
+        yield b"".join(lines)
+
+
+def _annotations_by_item(project: Project) -> Iterator[tuple[int, list[dict]]]:
+    """(item id, its annotations) in item id order, read in chunks."""
+    qs = (
+        Annotation.objects.filter(item__project=project)
+        .order_by("item_id", "created_at")
+        .values_list("item_id", "annotator__username", "label_id", "source", "is_audit",
+                     "seconds_spent", "created_at")
+    )
+    current, batch = None, []
+    for item_id, user, label_id, source, is_audit, seconds, created in qs.iterator(CHUNK):
+        if item_id != current:
+            if current is not None:
+                yield current, batch
+            current, batch = item_id, []
+        batch.append({
+            "annotator": user, "label_id": label_id, "source": source, "is_audit": is_audit,
+            "seconds_spent": round(float(seconds or 0.0), 3), "created_at": created.isoformat(),
+        })
+    if current is not None:
+        yield current, batch
+
+
+def _version_info(version: ModelVersion | None) -> dict | None:
+    if version is None:
+        return None
+    m = version.metrics or {}
+    return {
+        "version": version.number, "backbone": version.backbone, "labels_used": version.labels_used,
+        "cv_accuracy": m.get("cv_accuracy"), "audit_accuracy": m.get("audit_accuracy"),
+        "audit_ci": m.get("audit_ci"), "created_at": version.created_at.isoformat(),
+    }
+
+
+def export_json(project: Project) -> Iterator[bytes]:
+    labels, audit = services.current_labels(project)
+    naming = Naming(project)
+    classes = [
+        {"id": c.pk, "name": c.name, "hotkey": c.hotkey, "order": c.order, "color": c.color,
+         "folder": naming.folders[c.pk]}
+        for c in project.classes.all()
+    ]
+    head = {
+        "format": "labeler-labels",
+        "format_version": 1,
+        "exported_at": datetime.now(UTC).isoformat(),
+        "project": {"id": project.pk, "name": project.name, "backbone": project.backbone},
+        "label_rule": "majority over annotators; the latest label wins ties",
+        "classes": classes,
+        "model": _version_info(services.latest_version(project)),
+    }
+    text = json.dumps(head, ensure_ascii=False)
+    yield (text[:-1] + ', "items": [').encode()
+    anns = _annotations_by_item(project)
+    pending = next(anns, None)
+    first = True
+    out: list[str] = []
+    for r in iter_rows(project, labels, audit, naming):
+        it = r.item
+        these: list[dict] = []
+        while pending is not None and pending[0] < it.pk:
+            pending = next(anns, None)
+        if pending is not None and pending[0] == it.pk:
+            these = pending[1]
+            pending = next(anns, None)
+        for a in these:
+            a["label"] = naming.names.get(a["label_id"])
+        obj = {
+            "id": it.pk, "file": r.file, "original_name": it.original_name, "sha256": it.sha256,
+            "width": it.width, "height": it.height,
+            "label": naming.names.get(r.label_id) if r.label_id else None,
+            "label_id": r.label_id, "is_audit": r.is_audit, "annotations": these,
+            "prediction": None if it.predicted_class_id is None else {
+                "label": naming.names.get(it.predicted_class_id),
+                "label_id": it.predicted_class_id,
+                "confidence": None if it.predicted_confidence is None
+                else round(it.predicted_confidence, 4),
+            },
+        }
+        out.append(("" if first else ",") + json.dumps(obj, ensure_ascii=False))
+        first = False
+        if len(out) >= 500:
+            yield "".join(out).encode()
+            out = []
+    out.append("]}")
+    yield "".join(out).encode()
+
+
+def export_coco(project: Project) -> Iterator[bytes]:
+    """COCO layout (https://cocodataset.org/#format-data) for image classification."""
+    labels, audit = services.current_labels(project)
+    now = datetime.now(UTC)
+    head = {
+        "info": {
+            "description": f"labeler export of project {project.name}",
+            "version": "1.0", "year": now.year, "contributor": "labeler",
+            "date_created": now.isoformat(),
+        },
+        "licenses": [],
+        "categories": [
+            {"id": c.pk, "name": c.name, "supercategory": "none"} for c in project.classes.all()
+        ],
+    }
+    text = json.dumps(head, ensure_ascii=False)
+    yield (text[:-1] + ', "images": [').encode()
+    naming = Naming(project)
+    rows_with_labels: list[tuple[int, int, int, int]] = []
+    out: list[str] = []
+    for i, r in enumerate(iter_rows(project, labels, audit, naming)):
+        it = r.item
+        out.append(("," if i else "") + json.dumps({
+            "id": it.pk, "file_name": r.file, "width": it.width, "height": it.height,
+            "license": 0, "date_captured": it.created_at.isoformat(),
+        }, ensure_ascii=False))
+        if r.label_id:
+            rows_with_labels.append((it.pk, r.label_id, it.width, it.height))
+        if len(out) >= 500:
+            yield "".join(out).encode()
+            out = []
+    out.append('], "annotations": [')
+    for n, (item_id, label_id, w, h) in enumerate(rows_with_labels, start=1):
+        out.append(("," if n > 1 else "") + json.dumps({
+            "id": n, "image_id": item_id, "category_id": label_id,
+            "bbox": [0, 0, w, h], "area": w * h, "iscrowd": 0,
+        }))
+        if len(out) >= 500:
+            yield "".join(out).encode()
+            out = []
+    out.append("]}")
+    yield "".join(out).encode()
+
+
+# ---------------------------------------------------------------------------- zips
+
+
+class _Sink:
+    """A write-only, non-seekable file object whose bytes are drained by the generator."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.pos = 0
+
+    def write(self, data) -> int:
+        b = bytes(data)
+        self.parts.append(b)
+        self.pos += len(b)
+        return len(b)
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, *args):
+        raise OSError("not seekable")
+
+    def seekable(self) -> bool:
+        return False
+
+    def flush(self) -> None:
+        pass
+
+    def drain(self) -> bytes:
+        data = b"".join(self.parts)
+        self.parts = []
+        return data
+
+
+Entry = tuple[str, Path | bytes | Iterable[bytes]]
+
+
+def zip_stream(entries: Iterable[Entry]) -> Iterator[bytes]:
+    """A zip of (name, file path | bytes | byte chunks) entries, yielded as it is written."""
+    sink = _Sink()
+    with zipfile.ZipFile(sink, "w", allowZip64=True) as zf:
+        for name, content in entries:
+            if isinstance(content, Path):
+                # Images are compressed already: store them.
+                zf.write(content, name, compress_type=zipfile.ZIP_STORED)
+            else:
+                info = zipfile.ZipInfo(name, date_time=datetime.now().timetuple()[:6])
+                info.compress_type = zipfile.ZIP_DEFLATED
+                chunks = [content] if isinstance(content, bytes) else content
+                with zf.open(info, "w", force_zip64=True) as dest:
+                    for chunk in chunks:
+                        dest.write(chunk)
+                        if sink.pos and len(sink.parts) > 64:
+                            yield sink.drain()
+            yield sink.drain()
+    yield sink.drain()
+
+
+def export_folders(project: Project) -> Iterator[bytes]:
+    labels, audit = services.current_labels(project)
+    naming = Naming(project)
+    media = Path(settings.MEDIA_ROOT)
+
+    def entries() -> Iterator[Entry]:
+        for r in iter_rows(project, labels, audit, naming):
+            if not r.label_id:
+                continue
+            path = media / r.item.image.name
+            if path.is_file():
+                yield f"{naming.folders[r.label_id]}/{r.file}", path
+        yield "labels.csv", export_csv(project)
+
+    yield from zip_stream(entries())
+
+
+# ---------------------------------------------------------------------------- predictions, model
+
+
+def _ready_version(project: Project, number: int | None = None) -> ModelVersion:
+    qs = project.model_versions.filter(status="ready")
+    version = qs.filter(number=number).first() if number else qs.order_by("-number").first()
+    if version is None:
+        raise ExportError("No trained model yet: label some images first."
+                          if number is None else f"No ready model version {number}.")
+    return version
+
+
+def export_predictions(project: Project, version_number: int | None = None) -> Iterator[bytes]:
+    """Every item with the head's probability for each class (blank where not embedded)."""
+    version = _ready_version(project, version_number)
+    bundle = services.load_head(version)
+    if bundle is None:
+        raise ExportError(f"The head file of v{version.number} is missing.")
+    return _predictions(project, version, bundle)
+
+
+def _predictions(project: Project, version: ModelVersion, bundle: dict) -> Iterator[bytes]:
+    head = bundle["head"]
+    head_classes = [int(c) for c in bundle["classes"]]
+    classes = list(project.classes.all())
+    col_of = {cid: j for j, cid in enumerate(head_classes)}
+    names = {c.pk: c.name for c in classes}
+    labels, _ = services.current_labels(project)
+    store_ids, matrix = services.store_of(project, bundle.get("backbone")).load()
+    naming = Naming(project)
+    yield _csv_line(
+        ["item_id", "file", "label", "predicted", "confidence", "model_version"]
+        + [f"p_{c.name}" for c in classes]
+    )
+    qs = Item.objects.filter(project=project).order_by("pk").only("pk", "original_name", "image")
+    batch: list[Item] = []
+
+    def flush(items: list[Item]) -> bytes:
+        ids = np.array([i.pk for i in items], dtype=np.int64)
+        pos = np.minimum(np.searchsorted(store_ids, ids), max(len(store_ids) - 1, 0))
+        found = store_ids[pos] == ids if len(store_ids) else np.zeros(len(ids), bool)
+        proba = None
+        if found.any():
+            proba = head.predict_proba(np.asarray(matrix[pos[found]], dtype=np.float32))
+        lines, k = [], 0
+        for item, ok in zip(items, found.tolist()):
+            label = names.get(labels.get(item.pk), "")
+            file = naming.file_for(item)
+            if not ok:
+                lines.append(_csv_line([item.pk, file, label, "", "", version.number]
+                                       + [""] * len(classes)))
+                continue
+            p = proba[k]
+            k += 1
+            best = int(p.argmax())
+            lines.append(_csv_line(
+                [item.pk, file, label, names.get(head_classes[best], ""), f"{p[best]:.4f}",
+                 version.number]
+                + [f"{p[col_of[c.pk]]:.4f}" if c.pk in col_of else "0" for c in classes]
+            ))
+        return b"".join(lines)
+
+    for item in qs.iterator(chunk_size=CHUNK):
+        batch.append(item)
+        if len(batch) >= 4096:
+            yield flush(batch)
+            batch = []
+    if batch:
+        yield flush(batch)
+
+
+README_TEMPLATE = """# {project} — labeler head v{version}
+
+A logistic-regression head trained by labeler on {labels} labels, on top of the frozen
+`{backbone}` backbone. Cross-validated accuracy: {cv}; accuracy on audit items: {audit}.
+
+Files:
+- `head.joblib`: a dict `{{"head": LogisticHead, "backbone": "{backbone}", "classes": [label ids]}}`
+- `classes.json`: label id -> class name
+
+## Inference with the same backbone
+
+Embeddings must come from the same backbone and preprocessing as in training, so use labeler's
+own featurizer (install the labeler repository, e.g. `pip install -e .`; it runs offline):
+
+```python
+import json
+
+import joblib
+import numpy as np
+
+from worker.ml.featurizer import Featurizer
+
+bundle = joblib.load("head.joblib")
+names = json.load(open("classes.json"))          # {{"<label id>": "<class name>"}}
+featurizer = Featurizer(bundle["backbone"])       # "{backbone}"
+paths = ["photo1.jpg", "photo2.jpg"]
+X, errors = featurizer.embed_paths(paths)         # float32 (n, dim); NaN rows = unreadable
+ok = ~np.isnan(X).any(axis=1)
+proba = bundle["head"].predict_proba(X[ok])       # (n_ok, n_classes), columns = bundle["classes"]
+for path, p in zip(np.array(paths)[ok], proba):
+    best = int(p.argmax())
+    print(path, names[str(bundle["classes"][best])], round(float(p[best]), 3))
+```
+"""
+
+
+def model_readme(project: Project, version: ModelVersion) -> str:
+    m = version.metrics or {}
+
+    def pct(x):
+        return "n/a" if x is None else f"{100 * x:.1f} %"
+
+    return README_TEMPLATE.format(
+        project=project.name, version=version.number, labels=version.labels_used,
+        backbone=version.backbone, cv=pct(m.get("cv_accuracy")), audit=pct(m.get("audit_accuracy")),
+    )
+
+
+def export_model(project: Project, version_number: int | None = None) -> Iterator[bytes]:
+    version = _ready_version(project, version_number)
+    path = Path(version.head_file) if version.head_file else None
+    if path is None or not path.is_file():
+        raise ExportError(f"The head file of v{version.number} is missing.")
+    names = {str(c.pk): c.name for c in project.classes.all()}
+    entries: list[Entry] = [
+        ("head.joblib", path),
+        ("classes.json", json.dumps(names, ensure_ascii=False, indent=2).encode()),
+        ("README.md", model_readme(project, version).encode()),
+    ]
+    return zip_stream(entries)
+
+
+def export(project: Project, fmt: str, *, version: int | None = None) -> Iterator[bytes]:
+    """The byte stream of one format. Raises ExportError before the first byte if impossible."""
+    if fmt == "csv":
+        return export_csv(project)
+    if fmt == "json":
+        return export_json(project)
+    if fmt == "coco":
+        return export_coco(project)
+    if fmt == "folders":
+        return export_folders(project)
+    if fmt == "predictions":
+        return export_predictions(project, version)
+    if fmt == "model":
+        return export_model(project, version)
+    raise ExportError(f"Unknown format {fmt!r}; choose one of {', '.join(FORMATS)}.")
+
+
+def filename_for(project: Project, fmt: str) -> str:
+    return f"{_safe(project.name, 'project').replace(' ', '_')}-{FORMATS[fmt][1]}"

@@ -1,0 +1,197 @@
+"""The embedding map: a 2-D projection of the whole pool, stored next to the embeddings.
+
+The projection depends only on the embeddings (not on labels), so it is computed once per
+embedding state by a Celery task (labeler.insights.tasks.compute_projection) and kept as
+``EMBEDDINGS_ROOT/<project>/<backbone>.map.npz`` with a fingerprint of the embedded ids. The page
+asks for it; a missing or stale map queues the task (at most one per project at a time) and the
+page polls. Colours (labels, predictions) are read from the database on every request, so they
+are always current. See worker.ml.projection for the method.
+
+What goes to the browser is compact: item ids as Int32, coordinates quantised to Uint16, class
+indices as Uint8 and confidences as Uint8, each base64-encoded — about 15 bytes per item, so
+100,000 items are ~1.5 MB of JSON and are drawn on one canvas, not as DOM nodes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
+import secrets
+import time
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+
+from labeler.items.models import Item
+from labeler.projects.models import Project
+
+from . import services
+
+logger = logging.getLogger("labeler.insights")
+
+PENDING_TTL = 30 * 60  # seconds; a marker older than this belongs to a dead task
+NONE = 255  # "no class" in the Uint8 class arrays
+
+
+def map_path(project: Project, backbone: str | None = None) -> Path:
+    return Path(settings.EMBEDDINGS_ROOT) / str(project.pk) / f"{backbone or project.backbone}.map.npz"
+
+
+def _pending_path(project: Project) -> Path:
+    return map_path(project).with_suffix(".pending")
+
+
+def fingerprint(ids: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(ids, dtype=np.int64).tobytes()).hexdigest()
+
+
+def read_map(project: Project) -> dict | None:
+    path = map_path(project)
+    try:
+        with np.load(path) as z:
+            return {
+                "ids": z["ids"], "xy": z["xy"], "fingerprint": str(z["fingerprint"]),
+                "method": str(z["method"]), "seconds": float(z["seconds"]),
+            }
+    except (FileNotFoundError, KeyError, ValueError, OSError):
+        return None
+
+
+def write_map(project: Project, ids: np.ndarray, xy: np.ndarray, *, method: str, seconds: float,
+              fp: str) -> None:
+    path = map_path(project)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, ids=ids.astype(np.int64), xy=xy.astype(np.float32), fingerprint=fp,
+                 method=method, seconds=seconds)
+    os.replace(tmp, path)
+
+
+def compute_map(project: Project, *, method: str = "tsne", force: bool = False) -> dict | None:
+    """Compute and store the projection for the current embeddings (skipped when current)."""
+    from worker.ml.projection import project as run_projection
+
+    ids, matrix = services.store_of(project).load()
+    fp = fingerprint(ids)
+    existing = read_map(project)
+    if (not force and existing is not None and existing["fingerprint"] == fp
+            and (existing["method"] != "pca" or method == "pca")):
+        return existing
+    if len(ids) == 0:
+        return None
+    result = run_projection(matrix, method=method)
+    write_map(project, ids, result.xy, method=result.method, seconds=result.seconds, fp=fp)
+    logger.info("map project=%s: %d items by %s in %.1fs", project.pk, len(ids), result.method,
+                result.seconds)
+    return read_map(project)
+
+
+def claim_pending(project: Project) -> bool:
+    """Create the 'task queued' marker atomically; False if a live one exists."""
+    path = _pending_path(project)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if time.time() - path.stat().st_mtime > PENDING_TTL:
+            path.unlink(missing_ok=True)
+    except FileNotFoundError:
+        pass
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    os.close(fd)
+    return True
+
+
+def release_pending(project: Project) -> None:
+    _pending_path(project).unlink(missing_ok=True)
+
+
+def is_pending(project: Project) -> bool:
+    path = _pending_path(project)
+    try:
+        return time.time() - path.stat().st_mtime <= PENDING_TTL
+    except FileNotFoundError:
+        return False
+
+
+def request_map(project: Project) -> bool:
+    """Queue the projection task unless one is queued; True if this call queued it."""
+    from labeler.training.services import _enqueue
+
+    from .tasks import compute_projection
+
+    if not claim_pending(project):
+        return False
+    if not _enqueue(compute_projection, project.pk):
+        release_pending(project)
+        return False
+    return True
+
+
+def _b64(a: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(a).tobytes()).decode("ascii")
+
+
+def map_payload(project: Project) -> dict:
+    """JSON for the map page: status, classes, and the encoded arrays when a map exists."""
+    store_ids = services.store_of(project).ids()
+    current_fp = fingerprint(store_ids)
+    data = read_map(project)
+    stale = data is None or data["fingerprint"] != current_fp or data["method"] == "pca"
+    queued = False
+    if stale and len(store_ids):
+        queued = request_map(project) or is_pending(project)
+        if data is None and not queued:
+            # No worker reachable: a linear map now is better than none.
+            data = compute_map(project, method="pca")
+    classes = services.classes_of(project)
+    payload: dict = {
+        "status": "ready" if not stale else ("computing" if queued else "stale"),
+        "classes": [{"id": c.pk, "name": c.name, "color": c.color} for c in classes],
+        "embedded": int(len(store_ids)),
+        "items": Item.objects.filter(project=project).count(),
+    }
+    if data is None:
+        payload["status"] = "computing" if queued else "empty"
+        payload["n"] = 0
+        return payload
+    ids, xy = data["ids"], data["xy"]
+    n = len(ids)
+    col = {c.pk: j for j, c in enumerate(classes)}
+    labels, _ = services.current_labels(project)
+    label_idx = np.full(n, NONE, dtype=np.uint8)
+    pred_idx = np.full(n, NONE, dtype=np.uint8)
+    conf = np.zeros(n, dtype=np.uint8)
+    pos_of = {int(i): p for p, i in enumerate(ids.tolist())}
+    for item_id, label_id in labels.items():
+        p = pos_of.get(item_id)
+        if p is not None and label_id in col and col[label_id] < NONE:
+            label_idx[p] = col[label_id]
+    for item_id, pred, c in Item.objects.filter(
+        project=project, predicted_class__isnull=False
+    ).values_list("pk", "predicted_class_id", "predicted_confidence").iterator(chunk_size=5000):
+        p = pos_of.get(item_id)
+        if p is not None and pred in col and col[pred] < NONE:
+            pred_idx[p] = col[pred]
+            conf[p] = int(round(255 * min(max(float(c or 0.0), 0.0), 1.0)))
+    lo = xy.min(axis=0) if n else np.zeros(2)
+    hi = xy.max(axis=0) if n else np.ones(2)
+    span = np.where(hi - lo > 0, hi - lo, 1.0)
+    q = np.round((xy - lo) / span * 65535).astype(np.uint16) if n else np.zeros((0, 2), np.uint16)
+    payload.update(
+        n=n,
+        method=data["method"],
+        seconds=round(data["seconds"], 1),
+        ids=_b64(ids.astype(np.int32)),
+        x=_b64(q[:, 0]),
+        y=_b64(q[:, 1]),
+        label=_b64(label_idx),
+        pred=_b64(pred_idx),
+        conf=_b64(conf),
+    )
+    return payload

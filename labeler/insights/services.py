@@ -1,0 +1,392 @@
+"""What the ML lead's pages show, computed from the database, the embedding store and the metrics
+that each retrain stores (see worker.ml.evaluation). Views only render what these return.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter, defaultdict
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+from django.db.models import Count
+
+from labeler.annotations.models import Annotation, Source
+from labeler.items.models import Item
+from labeler.projects.models import LabelClass, Project
+from labeler.training.models import ModelVersion, Status
+
+logger = logging.getLogger("labeler.insights")
+
+#: Two labels by the same annotator further apart than this belong to different work sessions.
+SESSION_GAP = timedelta(minutes=10)
+#: Time credited to the first label of a session (nothing before it to measure from).
+FIRST_LABEL_SECONDS = 10.0
+#: Computing label errors in a web request is allowed up to this many labels (else: retrain).
+MAX_LABELS_ON_DEMAND = 5000
+
+
+def current_labels(project: Project) -> tuple[dict[int, int], set[int]]:
+    """Item id -> current label id, and the audit items: the retrain's own definition."""
+    from worker.tasks import _current_labels
+
+    return _current_labels(project)
+
+
+def classes_of(project: Project) -> list[LabelClass]:
+    return list(project.classes.all())
+
+
+def latest_version(project: Project) -> ModelVersion | None:
+    return project.model_versions.filter(status=Status.READY).order_by("-number").first()
+
+
+def load_head(version: ModelVersion):
+    """The joblib bundle {"head", "backbone", "classes"} of a version, or None if missing."""
+    import joblib
+
+    path = Path(version.head_file) if version.head_file else None
+    if path is None or not path.is_file():
+        return None
+    return joblib.load(path)
+
+
+def store_of(project: Project, backbone: str | None = None):
+    from worker.tasks import store_for
+
+    return store_for(project.pk, backbone or project.backbone)
+
+
+# ---------------------------------------------------------------------------- learning curve
+
+
+def learning_curve(project: Project) -> dict:
+    """One point per ready model version; the predicted random curve from the latest one."""
+    versions = list(project.model_versions.filter(status=Status.READY).order_by("number"))
+    points = []
+    for v in versions:
+        m = v.metrics or {}
+        ci = m.get("audit_ci")
+        points.append({
+            "version": v.number,
+            "n": v.labels_used,
+            "cv": m.get("cv_accuracy"),
+            "audit": m.get("audit_accuracy"),
+            "audit_low": ci[0] if ci else None,
+            "audit_high": ci[1] if ci else None,
+            "audit_n": m.get("audit_n"),
+        })
+    random = None
+    if versions:
+        curve = (versions[-1].metrics or {}).get("random_curve")
+        if curve:
+            random = dict(curve)
+            fit = curve.get("fit")
+            max_n = max([p["n"] for p in points] + [p["n"] for p in curve["points"]])
+            if fit:
+                from worker.ml.evaluation import power_law
+
+                start = curve["points"][0]["n"]
+                grid = np.unique(np.geomspace(start, max(max_n, start + 1), 40).round())
+                random["predicted"] = [
+                    [int(n), round(float(power_law(n, fit["a"], fit["b"], fit["c"])), 4)]
+                    for n in grid
+                ]
+    return {"points": points, "random": random}
+
+
+# ---------------------------------------------------------------------------- distributions
+
+
+def class_distribution(project: Project, labels: dict[int, int]) -> list[dict]:
+    """Per class: labelled items, predicted items (whole pool) and predicted among unlabelled."""
+    labelled = Counter(labels.values())
+    predicted = dict(
+        Item.objects.filter(project=project, predicted_class__isnull=False)
+        .values_list("predicted_class").annotate(n=Count("pk")).values_list("predicted_class", "n")
+    )
+    predicted_unlabelled = dict(
+        Item.objects.filter(project=project, predicted_class__isnull=False, annotation_count=0)
+        .values_list("predicted_class").annotate(n=Count("pk")).values_list("predicted_class", "n")
+    )
+    return [
+        {
+            "id": c.pk, "name": c.name, "color": c.color,
+            "labeled": labelled.get(c.pk, 0),
+            "predicted": predicted.get(c.pk, 0),
+            "predicted_unlabeled": predicted_unlabelled.get(c.pk, 0),
+        }
+        for c in classes_of(project)
+    ]
+
+
+def evaluation(project: Project, version: ModelVersion | None) -> dict | None:
+    """Confusion matrices and per-class scores of a version, with class names; None if absent."""
+    if version is None:
+        return None
+    m = version.metrics or {}
+    class_ids = m.get("eval_classes")
+    if not class_ids or not m.get("cv_report"):
+        return None
+    names = {c.pk: c for c in classes_of(project)}
+
+    def rows(report):
+        if not report:
+            return None
+        out = []
+        for j, cid in enumerate(class_ids):
+            c = names.get(cid)
+            out.append({
+                "id": cid, "name": c.name if c else f"#{cid} (deleted)",
+                "color": c.color if c else "#999",
+                "precision": report["precision"][j], "recall": report["recall"][j],
+                "f1": report["f1"][j], "support": report["support"][j],
+            })
+        return out
+
+    return {
+        "version": version.number,
+        "classes": [names[c].name if c in names else f"#{c}" for c in class_ids],
+        "cv": m["cv_report"],
+        "cv_rows": rows(m["cv_report"]),
+        "audit": m.get("audit_report"),
+        "audit_rows": rows(m.get("audit_report")),
+    }
+
+
+# ---------------------------------------------------------------------------- annotators
+
+
+def _active_seconds(times: list, spent: list[float]) -> float:
+    """Working time from label timestamps: gaps within a session, plus a first-label allowance."""
+    if not times:
+        return 0.0
+    times = sorted(times)
+    total = 0.0
+    typical = float(np.median([s for s in spent if s > 0])) if any(s > 0 for s in spent) else None
+    first = typical if typical is not None else FIRST_LABEL_SECONDS
+    total += first
+    for a, b in zip(times, times[1:]):
+        gap = (b - a).total_seconds()
+        total += gap if gap <= SESSION_GAP.total_seconds() else first
+    return total
+
+
+def annotator_stats(project: Project) -> dict:
+    """Throughput per annotator and agreement where items were labelled by several people."""
+    rows = list(
+        Annotation.objects.filter(item__project=project)
+        .values_list("annotator_id", "annotator__username", "item_id", "label_id",
+                     "created_at", "seconds_spent", "source", "is_audit")
+    )
+    per: dict = defaultdict(lambda: {"n": 0, "times": [], "spent": [], "audit": 0, "imported": 0})
+    by_item: dict[int, list[tuple[int | None, int]]] = defaultdict(list)
+    names: dict = {}
+    for uid, uname, item_id, label_id, created, spent, source, is_audit in rows:
+        names[uid] = uname or "(imported / no user)"
+        p = per[uid]
+        p["n"] += 1
+        p["audit"] += int(bool(is_audit))
+        if source == Source.IMPORT:
+            p["imported"] += 1
+        else:
+            p["times"].append(created)
+            p["spent"].append(float(spent or 0.0))
+        by_item[item_id].append((uid, label_id))
+
+    # Agreement on items with labels from two or more annotators.
+    agree_pairs = Counter()
+    total_pairs = Counter()
+    fleiss_items = []
+    marg = Counter()
+    for votes in by_item.values():
+        people = [(u, lab) for u, lab in votes if u is not None]
+        if len({u for u, _ in people}) < 2:
+            continue
+        counts = Counter(lab for _, lab in people)
+        m = len(people)
+        fleiss_items.append(sum(c * (c - 1) for c in counts.values()) / (m * (m - 1)))
+        marg.update(counts)
+        for i in range(m):
+            for j in range(i + 1, m):
+                (ui, li), (uj, lj) = people[i], people[j]
+                same = int(li == lj)
+                for u in (ui, uj):
+                    total_pairs[u] += 1
+                    agree_pairs[u] += same
+    overlap = len(fleiss_items)
+    agreement = None
+    if overlap:
+        p_obs = float(np.mean(fleiss_items))
+        n_marg = sum(marg.values())
+        p_exp = sum((c / n_marg) ** 2 for c in marg.values())
+        kappa = (p_obs - p_exp) / (1 - p_exp) if p_exp < 1 else None
+        agreement = {
+            "items": overlap,
+            "observed": round(p_obs, 4),
+            "fleiss_kappa": None if kappa is None else round(kappa, 4),
+        }
+
+    table = []
+    for uid, p in per.items():
+        active = _active_seconds(p["times"], p["spent"])
+        manual = len(p["times"])
+        table.append({
+            "annotator": names[uid],
+            "labels": p["n"],
+            "manual": manual,
+            "imported": p["imported"],
+            "audit": p["audit"],
+            "active_hours": round(active / 3600, 2) if manual else None,
+            "labels_per_hour": round(manual / (active / 3600), 1) if manual and active else None,
+            "median_seconds": round(float(np.median([s for s in p["spent"] if s > 0])), 1)
+            if any(s > 0 for s in p["spent"]) else None,
+            "first": min(p["times"]) if p["times"] else None,
+            "last": max(p["times"]) if p["times"] else None,
+            "overlap_pairs": total_pairs.get(uid, 0),
+            "agreement": round(agree_pairs[uid] / total_pairs[uid], 4)
+            if total_pairs.get(uid) else None,
+        })
+    table.sort(key=lambda r: -r["labels"])
+    return {"annotators": table, "agreement": agreement}
+
+
+# ---------------------------------------------------------------------------- label errors
+
+
+def _labelled_matrix(project: Project, labels: dict[int, int], backbone: str | None = None):
+    """(item ids, X float32, y) of the labelled items that have an embedding."""
+    ids, matrix = store_of(project, backbone).load()
+    if not len(ids) or not labels:
+        return np.zeros(0, np.int64), np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
+    lab = np.array(sorted(labels), dtype=np.int64)
+    pos = np.searchsorted(ids, lab)
+    pos = np.minimum(pos, len(ids) - 1)
+    found = ids[pos] == lab
+    lab, pos = lab[found], pos[found]
+    X = np.asarray(matrix[pos], dtype=np.float32)
+    y = np.array([labels[int(i)] for i in lab], dtype=np.int64)
+    return lab, X, y
+
+
+def compute_evaluation(project: Project) -> dict | None:
+    """Run worker.ml.evaluation on the current labels now (no model version needed)."""
+    from worker.ml.evaluation import evaluate_labels
+
+    labels, audit = current_labels(project)
+    ids, X, y = _labelled_matrix(project, labels)
+    if len(ids) < 2 or len(np.unique(y)) < 2:
+        return None
+    version = latest_version(project)
+    C = (version.metrics or {}).get("C") if version else None
+    is_audit = np.array([int(i) in audit for i in ids.tolist()])
+    return evaluate_labels(X, y, item_ids=ids, audit=is_audit, C=C, random_curve=False)
+
+
+def label_issues(project: Project, *, include_reviewed: bool = False) -> dict:
+    """Likely label errors of the latest version (or computed now when it stored none).
+
+    Each issue says what the label was when it was flagged and what it is now; items a lead
+    labelled after the evaluation (a relabel or a "keep") count as reviewed and are hidden
+    unless ``include_reviewed``.
+    """
+    version = latest_version(project)
+    metrics = (version.metrics or {}) if version else {}
+    source = "version"
+    result = metrics if "label_issues" in metrics else None
+    evaluated_at = version.finished_at if version else None
+    labels, _ = current_labels(project)
+    if result is None:
+        if len(labels) > MAX_LABELS_ON_DEMAND:
+            return {"version": version, "issues": [], "flagged": 0, "source": "missing",
+                    "evaluated_at": None}
+        result = compute_evaluation(project) or {"label_issues": [], "label_issues_n": 0}
+        source = "computed"
+        evaluated_at = None
+    raw = result.get("label_issues", [])
+    classes = {c.pk: c for c in classes_of(project)}
+    item_ids = [r["item"] for r in raw]
+    items = Item.objects.in_bulk(item_ids)
+    reviewed: set[int] = set()
+    if evaluated_at is not None and item_ids:
+        from labeler.projects.models import Membership, Role
+
+        leads = Membership.objects.filter(project=project, role=Role.LEAD).values("user_id")
+        reviewed = set(
+            Annotation.objects.filter(item_id__in=item_ids, updated_at__gt=evaluated_at)
+            .filter(annotator_id__in=leads).values_list("item_id", flat=True)
+        ) | set(
+            Annotation.objects.filter(
+                item_id__in=item_ids, updated_at__gt=evaluated_at, annotator__is_staff=True
+            ).values_list("item_id", flat=True)
+        )
+    issues = []
+    for rank, r in enumerate(raw, start=1):
+        item = items.get(r["item"])
+        if item is None:
+            continue
+        now = labels.get(item.pk)
+        done = item.pk in reviewed or now != r["given"]
+        if done and not include_reviewed:
+            continue
+        issues.append({
+            "rank": rank,
+            "item": item,
+            "given": classes.get(r["given"]),
+            "suggested": classes.get(r["suggested"]),
+            "current": classes.get(now),
+            "self_confidence": r["self_confidence"],
+            "suggested_confidence": r["suggested_confidence"],
+            "reviewed": done,
+        })
+    return {
+        "version": version,
+        "issues": issues,
+        "flagged": result.get("label_issues_n", len(raw)),
+        "source": source,
+        "evaluated_at": evaluated_at,
+    }
+
+
+# ---------------------------------------------------------------------------- one item
+
+
+def item_details(project: Project, item: Item) -> dict:
+    """Annotations, current label and the latest head's probabilities for one item."""
+    labels, audit = current_labels(project)
+    annotations = list(
+        Annotation.objects.filter(item=item).select_related("annotator", "label")
+        .order_by("created_at")
+    )
+    classes = classes_of(project)
+    by_id = {c.pk: c for c in classes}
+    proba = None
+    version = latest_version(project)
+    if version is not None:
+        bundle = load_head(version)
+        if bundle is not None:
+            try:
+                x = store_of(project, bundle.get("backbone")).take([item.pk])
+            except KeyError:
+                x = None
+            if x is not None:
+                p = bundle["head"].predict_proba(np.asarray(x, dtype=np.float32))[0]
+                proba = sorted(
+                    ({"class": by_id.get(int(cid)), "p": round(float(pv), 4)}
+                     for cid, pv in zip(bundle["classes"], p) if int(cid) in by_id),
+                    key=lambda r: -r["p"],
+                )
+    return {
+        "annotations": annotations,
+        "current": by_id.get(labels.get(item.pk)),
+        "is_audit": item.pk in audit,
+        "proba": proba,
+        "version": version,
+        "classes": classes,
+    }
+
+
+def fmt_pct(x: float | None) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f} %"

@@ -9,7 +9,6 @@ from django.db import models
 
 from labeler.projects.models import LabelClass, Project
 
-
 UNRANKED = 2_000_000_000  # query_rank of items the strategy has not ranked (random order after)
 
 

@@ -31,89 +31,121 @@ def store_for(project_id: int, backbone: str) -> EmbeddingStore:
 
 
 @lru_cache(maxsize=2)
-def get_featurizer(backbone: str):
+def get_featurizer(backbone: str, weights_path: str = ""):
     """One featurizer per worker process and backbone: loading weights costs seconds."""
     from worker.ml.featurizer import Featurizer
 
     batch_size = settings.LABELER_EMBED_BATCH_SIZE or None
-    return Featurizer(backbone, batch_size=batch_size)
+    return Featurizer(backbone, batch_size=batch_size, weights_path=weights_path or None)
+
+
+def _embed_missing(project, backbone: str, weights: str, *, label: str) -> tuple[int, int, bool]:
+    """Embed the project's items that `backbone`'s store lacks. Returns (done, errors, complete)."""
+    from labeler.items.models import Item
+    from labeler.projects.models import Project
+
+    store = store_for(project.pk, backbone)
+    rows = list(
+        Item.objects.filter(project=project, embed_error="").order_by("pk").values_list("pk", "image")
+    )
+    all_ids = np.array([pk for pk, _ in rows], dtype=np.int64)
+    missing = set(store.missing(all_ids).tolist()) if len(all_ids) else set()
+    todo = [(pk, name) for pk, name in rows if pk in missing]
+    total, already = len(rows), len(rows) - len(todo)
+    Project.objects.filter(pk=project.pk).update(
+        embed_status="running", embed_total=total, embed_done=already, embed_rate=0.0,
+        embed_updated_at=timezone.now(), embed_message=label,
+    )
+    logger.info(
+        "embed project=%s backbone=%s: %d to embed, %d already stored",
+        project.pk, backbone, len(todo), already,
+    )
+    done = errors = 0
+    if todo:
+        featurizer = get_featurizer(backbone, weights)
+        ids = np.array([pk for pk, _ in todo], dtype=np.int64)
+        paths = [str(Path(settings.MEDIA_ROOT) / name) for _, name in todo]
+        started = time.monotonic()
+        for batch in featurizer.iter_batches(paths):
+            if len(batch.indices):
+                store.append(ids[batch.indices], batch.embeddings)
+            for index, message in batch.errors.items():
+                Item.objects.filter(pk=int(ids[index])).update(embed_error=message[:1000])
+                errors += 1
+            done += len(batch.indices) + len(batch.errors)
+            rate = done / max(time.monotonic() - started, 1e-6)
+            Project.objects.filter(pk=project.pk).update(
+                embed_done=already + done, embed_rate=rate, embed_updated_at=timezone.now()
+            )
+            logger.info(
+                "embed project=%s backbone=%s: %d/%d (%.1f img/s)",
+                project.pk, backbone, already + done, total, rate,
+            )
+        store.compact()
+    pending = Item.objects.filter(project=project, embed_error="").values_list("pk", flat=True)
+    complete = len(store.missing(np.fromiter(pending, dtype=np.int64))) == 0
+    return done, errors, complete
 
 
 @shared_task(
     bind=True, acks_late=True, autoretry_for=(OperationalError,), retry_backoff=5, max_retries=5
 )
 def embed_project(self, project_id: int) -> dict:
-    """Embed every item of the project that has no embedding yet (resumable, batched)."""
-    from labeler.items.models import Item
+    """Embed every item that has no embedding yet (resumable, batched).
+
+    With a backbone switch pending, the new backbone's store is filled while the current one
+    keeps serving; when it is complete the project swaps to it and retrains on the new features.
+    """
     from labeler.projects.models import Project
-    from labeler.training.services import request_embedding, request_retrain_if_due
+    from labeler.training.services import request_embedding, request_retrain, request_retrain_if_due
 
     project = Project.objects.filter(pk=project_id).first()
     if project is None:
         logger.warning("embed: project %s no longer exists", project_id)
         return {"embedded": 0, "errors": 0}
-    store = store_for(project.pk, project.backbone)
-    done_now = 0
-    errors = 0
+    done = errors = 0
+    swapped = False
+    complete = True
     try:
-        rows = list(
-            Item.objects.filter(project=project, embed_error="")
-            .order_by("pk")
-            .values_list("pk", "image")
+        d, e, complete = _embed_missing(
+            project, project.backbone, project.backbone_weights, label=""
         )
-        all_ids = np.array([pk for pk, _ in rows], dtype=np.int64)
-        missing = set(store.missing(all_ids).tolist()) if len(all_ids) else set()
-        todo = [(pk, name) for pk, name in rows if pk in missing]
-        total = len(rows)
-        already = total - len(todo)
-        Project.objects.filter(pk=project.pk).update(
-            embed_status="running", embed_total=total, embed_done=already,
-            embed_rate=0.0, embed_updated_at=timezone.now(),
-        )
-        logger.info(
-            "embed project=%s backbone=%s: %d to embed, %d already stored",
-            project.pk, project.backbone, len(todo), already,
-        )
-        if todo:
-            featurizer = get_featurizer(project.backbone)
-            ids = np.array([pk for pk, _ in todo], dtype=np.int64)
-            paths = [str(Path(settings.MEDIA_ROOT) / name) for _, name in todo]
-            started = time.monotonic()
-            for batch in featurizer.iter_batches(paths):
-                if len(batch.indices):
-                    store.append(ids[batch.indices], batch.embeddings)
-                for index, message in batch.errors.items():
-                    Item.objects.filter(pk=int(ids[index])).update(embed_error=message[:1000])
-                    errors += 1
-                done_now += len(batch.indices) + len(batch.errors)
-                rate = done_now / max(time.monotonic() - started, 1e-6)
-                Project.objects.filter(pk=project.pk).update(
-                    embed_done=already + done_now, embed_rate=rate, embed_updated_at=timezone.now()
+        done, errors = done + d, errors + e
+        pending = project.pending_backbone
+        if pending:
+            d, e, pending_complete = _embed_missing(
+                project, pending, project.pending_weights, label=f"switching to {pending}"
+            )
+            done, errors = done + d, errors + e
+            if pending_complete:
+                swapped = bool(
+                    Project.objects.filter(pk=project.pk, pending_backbone=pending).update(
+                        backbone=pending, backbone_weights=project.pending_weights,
+                        pending_backbone="", pending_weights="",
+                    )
                 )
-                logger.info(
-                    "embed project=%s: %d/%d (%.1f img/s)",
-                    project.pk, already + done_now, total, rate,
-                )
-            store.compact()
+                logger.info("project=%s now uses backbone %s", project.pk, pending)
+            complete = complete and pending_complete
         Project.objects.filter(pk=project.pk).update(
-            embed_status="done", embed_updated_at=timezone.now()
+            embed_status="done", embed_updated_at=timezone.now(), embed_message=""
         )
-    except Exception:
-        Project.objects.filter(pk=project.pk).update(embed_status="failed")
+    except Exception as exc:
+        Project.objects.filter(pk=project.pk).update(
+            embed_status="failed", embed_message=f"{type(exc).__name__}: {exc}"[:2000]
+        )
         raise
     finally:
         Project.objects.filter(pk=project.pk).update(embed_requested_at=None)
+    project.refresh_from_db()
     # Items imported while this ran were refused a second task by the guard: pick them up now.
-    pending = Item.objects.filter(project=project, embed_error="").values_list("pk", flat=True)
-    if len(store.missing(np.fromiter(pending, dtype=np.int64))):
+    if not complete or project.pending_backbone:
         request_embedding(project)
-    if not project.model_versions.exists() and project.items.filter(annotation_count__gt=0).exists():
-        from labeler.training.services import request_retrain
-
+    has_labels = project.items.filter(annotation_count__gt=0).exists()
+    if has_labels and (swapped or not project.model_versions.exists()):
         request_retrain(project)
     else:
         request_retrain_if_due(project)
-    return {"embedded": done_now, "errors": errors}
+    return {"embedded": done, "errors": errors, "swapped": swapped}
 
 
 def _current_labels(project) -> tuple[dict[int, int], set[int]]:
@@ -160,6 +192,7 @@ def _retrain(project) -> dict | None:
     from labeler.items.models import Item
     from labeler.projects.models import Project
     from labeler.training.models import ModelVersion, Status
+    from worker.ml.evaluation import evaluate_safely
     from worker.ml.head import LogisticHead
     from worker.ml.metrics import wilson_interval
     from worker.ml.strategies import select
@@ -207,6 +240,8 @@ def _retrain(project) -> dict | None:
                 audit_n=n_audit, audit_accuracy=correct / n_audit,
                 audit_ci=[float(low), float(high)],
             )
+        # Dashboard extras: CV confusion matrix, per-class P/R/F1, label errors, random curve.
+        metrics.update(evaluate_safely(X_lab, y, item_ids=lab_ids, audit=is_audit, C=head.C_))
 
         unlabeled = set(
             Item.objects.filter(project=project, annotation_count=0).values_list("pk", flat=True)

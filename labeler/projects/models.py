@@ -24,6 +24,13 @@ class Project(models.Model):
     name = models.CharField(max_length=200, unique=True)
     description = models.TextField(blank=True)
     backbone = models.CharField(max_length=64, default=DEFAULT_BACKBONE)
+    backbone_weights = models.CharField(
+        max_length=500, blank=True,
+        help_text="Weights file for a torchvision backbone (else the torch cache is searched).",
+    )
+    # A backbone being switched to: embedded in the background, swapped in when complete.
+    pending_backbone = models.CharField(max_length=64, blank=True, editable=False)
+    pending_weights = models.CharField(max_length=500, blank=True, editable=False)
     query_strategy = models.CharField(max_length=64, default=DEFAULT_STRATEGY)
     retrain_every = models.PositiveIntegerField(
         default=10, help_text="Retrain the head after this many new labels."
@@ -51,6 +58,7 @@ class Project(models.Model):
     embed_rate = models.FloatField(default=0.0, editable=False)
     embed_updated_at = models.DateTimeField(null=True, blank=True, editable=False)
     embed_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
+    embed_message = models.TextField(blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]

@@ -51,3 +51,107 @@ def set_member(project: Project, user: AbstractBaseUser, role: str) -> Membershi
         project=project, user=user, defaults={"role": role}
     )
     return membership
+
+
+RESERVED_KEYS = {"s", "z", "?"}  # labeling commands: skip, undo, help
+
+
+def update_settings(project: Project, **fields) -> Project:
+    """Change a project's learning and labeling settings (validated: bad values never stored)."""
+    from worker.ml.strategies import STRATEGIES
+
+    allowed = {"name", "description", "query_strategy", "retrain_every", "audit_share",
+               "overlap", "lease_seconds"}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValueError(f"Unknown settings: {', '.join(sorted(unknown))}.")
+    if "query_strategy" in fields and fields["query_strategy"] not in STRATEGIES:
+        raise ValueError(f"Unknown strategy; choose one of {', '.join(STRATEGIES)}.")
+    if "audit_share" in fields and not 0.0 <= float(fields["audit_share"]) <= 0.5:
+        raise ValueError("The audit share must be between 0 and 0.5.")
+    for key in ("retrain_every", "overlap", "lease_seconds"):
+        if key in fields and int(fields[key]) < 1:
+            raise ValueError(f"{key.replace('_', ' ')} must be at least 1.")
+    for key, value in fields.items():
+        setattr(project, key, value)
+    project.save(update_fields=list(fields))
+    return project
+
+
+def change_backbone(project: Project, name: str, weights_path: str = "") -> bool:
+    """Switch to another backbone: it is embedded in the background while the current one keeps
+    serving, then swapped in (see worker.tasks.embed_project). Returns True if a switch started.
+
+    The weights are checked now, so a missing file is reported to the lead at once.
+    """
+    from labeler.training.services import request_embedding
+    from worker.ml.backbones import get_spec, resolve_weights
+
+    spec = get_spec(name)  # UnknownBackboneError lists the valid names
+    resolve_weights(spec, weights_path or None)  # WeightsNotFoundError says how to get them
+    if name == project.backbone:
+        Project.objects.filter(pk=project.pk).update(
+            backbone_weights=weights_path, pending_backbone="", pending_weights=""
+        )
+        return False
+    Project.objects.filter(pk=project.pk).update(pending_backbone=name, pending_weights=weights_path)
+    project.refresh_from_db()
+    request_embedding(project, force=True)
+    return True
+
+
+def rename_class(label: LabelClass, name: str) -> LabelClass:
+    name = name.strip()
+    if not name:
+        raise ValueError("A class needs a name.")
+    if LabelClass.objects.filter(project=label.project_id, name=name).exclude(pk=label.pk).exists():
+        raise ValueError(f"There is already a class named {name!r}.")
+    label.name = name
+    label.save(update_fields=["name"])
+    return label
+
+
+def set_hotkey(label: LabelClass, key: str) -> LabelClass:
+    key = (key or "").strip().lower()
+    if len(key) > 1 or (key and not key.isalnum()):
+        raise ValueError("A hotkey is one letter or digit.")
+    if key in RESERVED_KEYS:
+        raise ValueError(f"{key!r} is a labeling command (s skip, z undo, ? help).")
+    if key and LabelClass.objects.filter(project=label.project_id, hotkey=key).exclude(
+        pk=label.pk
+    ).exists():
+        raise ValueError(f"Hotkey {key!r} is already used by another class.")
+    label.hotkey = key
+    label.save(update_fields=["hotkey"])
+    return label
+
+
+@transaction.atomic
+def reorder_classes(project: Project, ordered_ids: Sequence[int]) -> None:
+    classes = {c.pk: c for c in project.classes.all()}
+    if sorted(ordered_ids) != sorted(classes):
+        raise ValueError("The new order must list every class of the project once.")
+    for position, pk in enumerate(ordered_ids):
+        LabelClass.objects.filter(pk=pk).update(order=position)
+
+
+@transaction.atomic
+def merge_classes(source: LabelClass, target: LabelClass) -> int:
+    """Fold `source` into `target`: its labels and predictions move over, then it is deleted.
+    Returns how many labels moved. A retrain follows, since the classes changed."""
+    from labeler.annotations.models import Annotation
+    from labeler.items.models import Item
+    from labeler.training.services import request_retrain
+
+    if source.project_id != target.project_id or source.pk == target.pk:
+        raise ValueError("Merge two different classes of the same project.")
+    moved = Annotation.objects.filter(label=source).update(label=target)
+    Item.objects.filter(predicted_class=source).update(predicted_class=target)
+    project = source.project
+    source.delete()
+    transaction.on_commit(lambda: request_retrain(project))
+    return moved
+
+
+def remove_member(project: Project, user: AbstractBaseUser) -> None:
+    Membership.objects.filter(project=project, user=user).delete()

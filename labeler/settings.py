@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "labeler.items",
     "labeler.annotations",
     "labeler.training",
+    "labeler.insights",
 ]
 
 MIDDLEWARE = [
@@ -138,8 +139,9 @@ LABELER_MAX_ZIP_RATIO = env_int("LABELER_MAX_ZIP_RATIO", 200)
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("LABELER_MAX_FILES_PER_UPLOAD", 1000)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
-LABELER_DEFAULT_RETRAIN_EVERY = env_int("LABELER_DEFAULT_RETRAIN_EVERY", 10)
 LABELER_EMBED_BATCH_SIZE = env_int("LABELER_EMBED_BATCH_SIZE", 0)  # 0 = featurizer's default
+# Items embedded per task run; the task re-enqueues itself until done (resumable backfill).
+LABELER_EMBED_CHUNK = env_int("LABELER_EMBED_CHUNK", 1024)
 LABELER_QUERY_POOL_SIZE = env_int("LABELER_QUERY_POOL_SIZE", 300)
 LABELER_WEIGHTS_DIR = os.environ.get("LABELER_WEIGHTS_DIR", "")
 
@@ -153,6 +155,11 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "labeler"
 CELERY_RESULT_EXPIRES = 3600
+# A task unacknowledged this long (its worker died) is handed to another worker. Each task run
+# is bounded (one chunk of embeddings, one retrain), so this is far above a normal run.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("LABELER_BROKER_VISIBILITY_TIMEOUT", 1800)
+}
 
 LOGGING = {
     "version": 1,

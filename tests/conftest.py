@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -111,37 +112,51 @@ def _pings(client) -> bool:
 
 
 @pytest.fixture
-def celery_worker(redis_url, labeler_dirs, settings, transactional_db):
-    """A real `celery worker` process sharing this test's database file and folders."""
-    env = dict(
-        os.environ,
-        DJANGO_SETTINGS_MODULE="labeler.settings",
-        DATABASE_URL=_test_database_url(),
-        REDIS_URL=redis_url,
-        LABELER_MEDIA_ROOT=str(settings.MEDIA_ROOT),
-        LABELER_EMBEDDINGS_ROOT=str(settings.EMBEDDINGS_ROOT),
-        LABELER_MODELS_ROOT=str(settings.MODELS_ROOT),
-        PYTHONUNBUFFERED="1",
-    )
-    log_path = labeler_dirs / "worker.log"
-    log = open(log_path, "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-l", "info",
-         "--concurrency", "2", "-Q", "labeler", "--without-gossip", "--without-mingle"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
+def worker_factory(redis_url, labeler_dirs, settings, transactional_db):
+    """Start real `celery worker` processes sharing this test's database file and folders."""
+    started: list[tuple[subprocess.Popen, object]] = []
+
+    def start(**extra_env: str) -> tuple[subprocess.Popen, Path]:
+        env = dict(
+            os.environ,
+            DJANGO_SETTINGS_MODULE="labeler.settings",
+            DATABASE_URL=_test_database_url(),
+            REDIS_URL=redis_url,
+            LABELER_MEDIA_ROOT=str(settings.MEDIA_ROOT),
+            LABELER_EMBEDDINGS_ROOT=str(settings.EMBEDDINGS_ROOT),
+            LABELER_MODELS_ROOT=str(settings.MODELS_ROOT),
+            PYTHONUNBUFFERED="1",
+            **extra_env,
+        )
+        log_path = labeler_dirs / f"worker{len(started)}.log"
+        log = open(log_path, "w")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-l", "info",
+             "--concurrency", "2", "-Q", "labeler", "--without-gossip", "--without-mingle"],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        started.append((proc, log))
         wait_for(lambda: "ready" in log_path.read_text() or proc.poll() is not None, 60, 0.3,
                  "the celery worker to start")
         assert proc.poll() is None, f"worker died:\n{log_path.read_text()}"
-        yield log_path
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        return proc, log_path
+
+    yield start
+    for proc, log in started:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+
+
+@pytest.fixture
+def celery_worker(worker_factory):
+    """One real worker, started as `make run` starts it; yields its log file."""
+    _, log_path = worker_factory()
+    return log_path
 
 
 def _test_database_url() -> str:

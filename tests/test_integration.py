@@ -85,3 +85,36 @@ def test_import_embed_label_retrain_pick(celery_worker, client, make_user, proje
 
     log = celery_worker.read_text()
     assert "worker.tasks.embed_project" in log and "worker.tasks.retrain_project" in log
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_killed_mid_embedding_resumes_without_duplicates(
+    worker_factory, project_factory, tmp_path
+):
+    """SIGKILL the worker in the middle of embedding; a new worker finishes the job: exactly one
+    embedding per item, none missing, nothing embedded twice."""
+    import os
+    import signal
+
+    from worker.tasks import store_for
+
+    photos = real_subset(tmp_path / "photos", classes=4, per_class=10)
+    project = project_factory("Crash", classes=["a", "b", "c", "d"])
+    env = {"LABELER_EMBED_CHUNK": "4", "LABELER_BROKER_VISIBILITY_TIMEOUT": "3"}
+    proc, log = worker_factory(**env)
+    report = import_folder(project, photos)  # queues embedding on commit
+    store = store_for(project.pk, project.backbone)
+    wait_for(lambda: len(store) >= 8, 180, 0.2, "a few chunks to be embedded")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    at_kill = len(store)
+    assert 8 <= at_kill < 40, at_kill
+
+    worker_factory(**env)  # "restarted": the unacknowledged chunk is redelivered
+    wait_for(lambda: Project.objects.get(pk=project.pk).embed_status == "done", 240, 0.5,
+             "the new worker to finish embedding")
+    ids, matrix = store.load()
+    assert sorted(ids.tolist()) == sorted(report.created)
+    assert len(set(ids.tolist())) == len(ids) == 40
+    assert np.isfinite(matrix.astype(np.float32)).all()
+    assert "worker.tasks.embed_project" in log.read_text()

@@ -39,8 +39,10 @@ def get_featurizer(backbone: str, weights_path: str = ""):
     return Featurizer(backbone, batch_size=batch_size, weights_path=weights_path or None)
 
 
-def _embed_missing(project, backbone: str, weights: str, *, label: str) -> tuple[int, int, bool]:
-    """Embed the project's items that `backbone`'s store lacks. Returns (done, errors, complete)."""
+def _embed_missing(
+    project, backbone: str, weights: str, *, label: str, limit: int
+) -> tuple[int, int, bool]:
+    """Embed up to `limit` items that `backbone`'s store lacks. Returns (done, errors, complete)."""
     from labeler.items.models import Item
     from labeler.projects.models import Project
 
@@ -52,6 +54,7 @@ def _embed_missing(project, backbone: str, weights: str, *, label: str) -> tuple
     missing = set(store.missing(all_ids).tolist()) if len(all_ids) else set()
     todo = [(pk, name) for pk, name in rows if pk in missing]
     total, already = len(rows), len(rows) - len(todo)
+    todo = todo[: max(limit, 0)]
     Project.objects.filter(pk=project.pk).update(
         embed_status="running", embed_total=total, embed_done=already, embed_rate=0.0,
         embed_updated_at=timezone.now(), embed_message=label,
@@ -87,6 +90,14 @@ def _embed_missing(project, backbone: str, weights: str, *, label: str) -> tuple
     return done, errors, complete
 
 
+def _store_complete(project) -> bool:
+    from labeler.items.models import Item
+
+    pending = Item.objects.filter(project=project, embed_error="").values_list("pk", flat=True)
+    store = store_for(project.pk, project.backbone)
+    return len(store.missing(np.fromiter(pending, dtype=np.int64))) == 0
+
+
 @shared_task(
     bind=True, acks_late=True, autoretry_for=(OperationalError,), retry_backoff=5, max_retries=5
 )
@@ -103,18 +114,22 @@ def embed_project(self, project_id: int) -> dict:
     if project is None:
         logger.warning("embed: project %s no longer exists", project_id)
         return {"embedded": 0, "errors": 0}
+    chunk = settings.LABELER_EMBED_CHUNK
     done = errors = 0
     swapped = False
-    complete = True
+    complete = more = False
+    # Refresh the guard: this run (one chunk) owns the project's embedding.
+    Project.objects.filter(pk=project.pk).update(embed_requested_at=timezone.now())
     try:
         d, e, complete = _embed_missing(
-            project, project.backbone, project.backbone_weights, label=""
+            project, project.backbone, project.backbone_weights, label="", limit=chunk
         )
         done, errors = done + d, errors + e
         pending = project.pending_backbone
-        if pending:
+        if pending and complete and done + errors < chunk:
             d, e, pending_complete = _embed_missing(
-                project, pending, project.pending_weights, label=f"switching to {pending}"
+                project, pending, project.pending_weights, label=f"switching to {pending}",
+                limit=chunk - done - errors,
             )
             done, errors = done + d, errors + e
             if pending_complete:
@@ -125,7 +140,13 @@ def embed_project(self, project_id: int) -> dict:
                     )
                 )
                 logger.info("project=%s now uses backbone %s", project.pk, pending)
-            complete = complete and pending_complete
+        project.refresh_from_db()
+        more = (not complete or bool(project.pending_backbone)) and done + errors > 0
+        if more:
+            # Batched like a backfill: one chunk per task, so a lost worker costs one chunk and
+            # the broker's visibility timeout can redeliver it.
+            embed_project.delay(project.pk)
+            return {"embedded": done, "errors": errors, "swapped": swapped, "more": True}
         Project.objects.filter(pk=project.pk).update(
             embed_status="done", embed_updated_at=timezone.now(), embed_message=""
         )
@@ -135,10 +156,11 @@ def embed_project(self, project_id: int) -> dict:
         )
         raise
     finally:
-        Project.objects.filter(pk=project.pk).update(embed_requested_at=None)
+        if not more:
+            Project.objects.filter(pk=project.pk).update(embed_requested_at=None)
     project.refresh_from_db()
     # Items imported while this ran were refused a second task by the guard: pick them up now.
-    if not complete or project.pending_backbone:
+    if not _store_complete(project):
         request_embedding(project)
     has_labels = project.items.filter(annotation_count__gt=0).exists()
     if has_labels and (swapped or not project.model_versions.exists()):

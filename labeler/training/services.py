@@ -19,7 +19,7 @@ from labeler.projects.models import Project
 logger = logging.getLogger("labeler.training")
 
 RETRAIN_GUARD = timedelta(minutes=30)
-EMBED_GUARD = timedelta(hours=6)
+EMBED_GUARD = timedelta(minutes=45)  # longer than one chunk; refreshed by each chunk
 
 
 def _enqueue(task, *args) -> bool:

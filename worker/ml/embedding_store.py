@@ -1,0 +1,279 @@
+"""Float16 embedding storage for one (project, backbone): appendable, crash-safe, loads in one read.
+
+Layout of a store folder:
+    manifest.json             {"format": 1, "dim": D, "generation": G, "count": N} (atomic replace)
+    ids.G.npy                 int64 (N,), sorted, unique      \\ the compacted base, written by
+    embeddings.G.npy          float16 (N, D), row i <-> ids[i] / compact(); mmap-able, one read
+    chunks/chunk-<ns>-<rand>.npz   appended batches (ids + embeddings), newest name sorts last
+    *.tmp                     a write in progress or one a crash interrupted; never read
+
+Why this shape: a retrain wants the whole matrix in one read (one .npy, memory-mapped), while the
+embedding task appends batch by batch and may be killed at any moment. Every file becomes visible
+only through os.replace of a fully written, fsynced temporary file, so a crash leaves either the
+old state or the new one, never half a chunk. The base is versioned by generation and selected by
+the manifest, because replacing two files (ids + matrix) cannot be atomic otherwise. Rows for the
+same id are resolved as "last write wins" (base, then chunks in name order), so a chunk that was
+merged but not yet deleted when a compaction crashed can never produce duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["EmbeddingStore"]
+
+_FORMAT = 1
+_MANIFEST = "manifest.json"
+_CHUNKS = "chunks"
+_STALE_TMP_S = 3600.0  # temp files older than this belong to a dead writer
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through `write(fileobj)` into a temp file, fsync, then rename into place."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _last_wins(ids: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keep the last row of every id, sorted by id."""
+    if len(ids) == 0:
+        return ids, rows
+    rev = ids[::-1]
+    uniq, first = np.unique(rev, return_index=True)
+    keep = len(ids) - 1 - first
+    return uniq.astype(np.int64, copy=False), rows[keep]
+
+
+class EmbeddingStore:
+    """Embeddings of one (project, backbone) in a folder; safe against crashes mid-write.
+
+    One writer at a time is assumed (the embedding task of that project); readers may run
+    concurrently and always see a consistent state.
+    """
+
+    max_chunks = 1024  # append() compacts by itself once this many chunks accumulate
+
+    def __init__(self, root: str | os.PathLike[str], dim: int | None = None) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / _CHUNKS).mkdir(exist_ok=True)
+        manifest = self._manifest()
+        stored = manifest.get("dim") if manifest else None
+        if stored is None:
+            stored = self._dim_from_chunks()
+        if dim is not None and stored is not None and int(dim) != int(stored):
+            raise ValueError(f"{self.root} holds {stored}-d embeddings, not {dim}-d")
+        self.dim: int | None = int(stored) if stored is not None else dim
+
+    # ------------------------------------------------------------------ writing
+
+    def append(self, ids: np.ndarray, embeddings: np.ndarray) -> None:
+        """Store a batch atomically (float16). Re-appending an id replaces its embedding."""
+        ids = np.asarray(ids).reshape(-1)
+        if ids.size and not np.issubdtype(ids.dtype, np.integer):
+            raise TypeError(f"ids must be integers, got {ids.dtype}")
+        ids = ids.astype(np.int64, copy=False)
+        emb = np.asarray(embeddings)
+        if emb.ndim != 2 or emb.shape[0] != len(ids):
+            raise ValueError(f"embeddings must be (len(ids), dim); got {emb.shape} for {len(ids)}")
+        if len(ids) == 0:
+            return
+        if self.dim is None:
+            self.dim = int(emb.shape[1])
+        if emb.shape[1] != self.dim:
+            raise ValueError(f"store holds {self.dim}-d embeddings, got {emb.shape[1]}-d")
+        emb16 = emb.astype(np.float16)
+        if not np.isfinite(emb16).all():
+            raise ValueError("embeddings contain NaN/inf (failed images must not be stored)")
+        name = f"chunk-{time.time_ns():020d}-{secrets.token_hex(4)}.npz"
+
+        def write(f) -> None:
+            np.savez(f, ids=ids, embeddings=emb16)
+
+        _atomic_write(self.root / _CHUNKS / name, write)
+        if self._manifest() is None:
+            # Record the dimension early so a store holding only chunks still knows it.
+            self._write_manifest(generation=None, count=0)
+        if len(self._chunk_files()) >= self.max_chunks:
+            # Thousands of small files make ids()/load() slow; merge them now and then.
+            self.compact()
+
+    def compact(self) -> None:
+        """Merge the base and all chunks into one new base generation, atomically."""
+        self._cleanup_tmp(max_age=_STALE_TMP_S)
+        manifest = self._manifest()
+        chunk_files = self._chunk_files()
+        if not chunk_files:
+            return
+        ids, emb = self._merge(manifest, chunk_files)
+        old_gen = manifest.get("generation") if manifest else None
+        gen = (old_gen or 0) + 1
+        _atomic_write(self.root / f"ids.{gen}.npy", lambda f: np.save(f, ids))
+        _atomic_write(self.root / f"embeddings.{gen}.npy", lambda f: np.save(f, emb))
+        self._write_manifest(generation=gen, count=len(ids))  # the switch: atomic
+        for p in chunk_files:
+            p.unlink(missing_ok=True)
+        if old_gen is not None:
+            for stem in ("ids", "embeddings"):
+                (self.root / f"{stem}.{old_gen}.npy").unlink(missing_ok=True)
+        _fsync_dir(self.root / _CHUNKS)
+
+    def clear(self) -> None:
+        """Remove every stored embedding (the folder itself stays)."""
+        manifest_path = self.root / _MANIFEST
+        manifest_path.unlink(missing_ok=True)
+        for p in list(self.root.glob("ids.*.npy")) + list(self.root.glob("embeddings.*.npy")):
+            p.unlink(missing_ok=True)
+        for p in self._chunk_files():
+            p.unlink(missing_ok=True)
+        self._cleanup_tmp(max_age=0.0)
+        self.dim = None
+
+    # ------------------------------------------------------------------ reading
+
+    def load(self, mmap: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(ids int64 sorted unique, float16 (n, dim)); memory-mapped when already compacted."""
+        for attempt in range(5):
+            try:
+                manifest = self._manifest()
+                chunk_files = self._chunk_files()
+                if not chunk_files:
+                    ids, emb = self._base(manifest, mmap=mmap)
+                    return ids, emb
+                return self._merge(manifest, chunk_files)
+            except FileNotFoundError:
+                # A concurrent compaction swapped files under us; read the new state.
+                if attempt == 4:
+                    raise
+                time.sleep(0.05)
+        raise AssertionError("unreachable")
+
+    def ids(self) -> np.ndarray:
+        """The ids that have an embedding (int64, sorted, unique)."""
+        for attempt in range(5):
+            try:
+                manifest = self._manifest()
+                parts = [self._base_ids(manifest)]
+                for p in self._chunk_files():
+                    with np.load(p) as z:
+                        parts.append(z["ids"])
+                return np.unique(np.concatenate(parts)).astype(np.int64, copy=False)
+            except FileNotFoundError:
+                if attempt == 4:
+                    raise
+                time.sleep(0.05)
+        raise AssertionError("unreachable")
+
+    def missing(self, ids: Iterable[int]) -> np.ndarray:
+        """Which of `ids` have no embedding yet (input order, each once): the work left to do."""
+        wanted = np.fromiter((int(i) for i in ids), dtype=np.int64)
+        if wanted.size == 0:
+            return wanted
+        _, first = np.unique(wanted, return_index=True)
+        wanted = wanted[np.sort(first)]
+        return wanted[~np.isin(wanted, self.ids())]
+
+    def take(self, ids: Iterable[int]) -> np.ndarray:
+        """float16 rows for `ids`, in that order; KeyError names ids that are not stored."""
+        wanted = np.fromiter((int(i) for i in ids), dtype=np.int64)
+        have, emb = self.load()
+        pos = np.searchsorted(have, wanted)
+        pos = np.minimum(pos, max(len(have) - 1, 0))
+        found = (have[pos] == wanted) if len(have) else np.zeros(len(wanted), dtype=bool)
+        if not found.all():
+            raise KeyError(f"no embedding for ids {wanted[~found][:10].tolist()}")
+        return np.asarray(emb[pos])
+
+    def __len__(self) -> int:
+        return int(len(self.ids()))
+
+    def __repr__(self) -> str:
+        return f"EmbeddingStore({str(self.root)!r}, dim={self.dim})"
+
+    # ------------------------------------------------------------------ internals
+
+    def _manifest(self) -> dict | None:
+        try:
+            return json.loads((self.root / _MANIFEST).read_text())
+        except FileNotFoundError:
+            return None
+
+    def _write_manifest(self, generation: int | None, count: int) -> None:
+        data = {"format": _FORMAT, "dim": self.dim, "generation": generation, "count": count}
+        payload = json.dumps(data).encode()
+        _atomic_write(self.root / _MANIFEST, lambda f: f.write(payload))
+
+    def _chunk_files(self) -> list[Path]:
+        return sorted((self.root / _CHUNKS).glob("chunk-*.npz"))
+
+    def _dim_from_chunks(self) -> int | None:
+        for p in self._chunk_files():
+            with np.load(p) as z:
+                return int(z["embeddings"].shape[1])
+        return None
+
+    def _base_ids(self, manifest: dict | None) -> np.ndarray:
+        gen = manifest.get("generation") if manifest else None
+        if gen is None:
+            return np.empty(0, dtype=np.int64)
+        return np.load(self.root / f"ids.{gen}.npy")
+
+    def _base(self, manifest: dict | None, mmap: bool) -> tuple[np.ndarray, np.ndarray]:
+        gen = manifest.get("generation") if manifest else None
+        if gen is None:
+            return np.empty(0, dtype=np.int64), np.empty((0, self.dim or 0), dtype=np.float16)
+        ids = np.load(self.root / f"ids.{gen}.npy")
+        emb = np.load(self.root / f"embeddings.{gen}.npy", mmap_mode="r" if mmap else None)
+        return ids, emb
+
+    def _merge(
+        self, manifest: dict | None, chunk_files: list[Path]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        base_ids, base_emb = self._base(manifest, mmap=True)
+        id_parts, emb_parts = [base_ids], [np.asarray(base_emb)]
+        for p in chunk_files:
+            with np.load(p) as z:
+                id_parts.append(z["ids"])
+                emb_parts.append(z["embeddings"])
+        dim = self.dim if self.dim is not None else emb_parts[-1].shape[1]
+        emb_parts = [e.reshape(-1, dim) for e in emb_parts]
+        return _last_wins(np.concatenate(id_parts), np.concatenate(emb_parts))
+
+    def _cleanup_tmp(self, max_age: float) -> None:
+        now = time.time()
+        for folder in (self.root, self.root / _CHUNKS):
+            for p in folder.glob("*.tmp"):
+                try:
+                    if now - p.stat().st_mtime >= max_age:
+                        p.unlink()
+                except FileNotFoundError:
+                    pass

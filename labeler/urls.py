@@ -9,4 +9,5 @@ urlpatterns = [
     path("", include("labeler.projects.urls")),
     path("", include("labeler.items.urls")),
     path("", include("labeler.annotations.urls")),
+    path("", include("labeler.insights.urls")),
 ]

@@ -392,7 +392,7 @@ def _predictions(project: Project, version: ModelVersion, bundle: dict) -> Itera
         if found.any():
             proba = head.predict_proba(np.asarray(matrix[pos[found]], dtype=np.float32))
         lines, k = [], 0
-        for item, ok in zip(items, found.tolist()):
+        for item, ok in zip(items, found.tolist(), strict=True):
             label = names.get(labels.get(item.pk), "")
             file = naming.file_for(item)
             if not ok:

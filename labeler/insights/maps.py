@@ -37,7 +37,8 @@ NONE = 255  # "no class" in the Uint8 class arrays
 
 
 def map_path(project: Project, backbone: str | None = None) -> Path:
-    return Path(settings.EMBEDDINGS_ROOT) / str(project.pk) / f"{backbone or project.backbone}.map.npz"
+    name = f"{backbone or project.backbone}.map.npz"
+    return Path(settings.EMBEDDINGS_ROOT) / str(project.pk) / name
 
 
 def _pending_path(project: Project) -> Path:

@@ -160,15 +160,21 @@ def evaluation(project: Project, version: ModelVersion | None) -> dict | None:
 
 
 def _active_seconds(times: list, spent: list[float]) -> float:
-    """Working time from label timestamps: gaps within a session, plus a first-label allowance."""
+    """Working time: gaps between consecutive labels within a session (plus an allowance for
+    each session's first label), or the time the labeling page measured on the images, whichever
+    is larger (labels saved in a burst, e.g. from grid mode, have tiny gaps)."""
     if not times:
         return 0.0
+    return max(_gap_seconds(times, spent), float(sum(spent)))
+
+
+def _gap_seconds(times: list, spent: list[float]) -> float:
     times = sorted(times)
     total = 0.0
     typical = float(np.median([s for s in spent if s > 0])) if any(s > 0 for s in spent) else None
     first = typical if typical is not None else FIRST_LABEL_SECONDS
     total += first
-    for a, b in zip(times, times[1:]):
+    for a, b in zip(times, times[1:], strict=False):
         gap = (b - a).total_seconds()
         total += gap if gap <= SESSION_GAP.total_seconds() else first
     return total
@@ -337,6 +343,7 @@ def label_issues(project: Project, *, include_reviewed: bool = False) -> dict:
             "given": classes.get(r["given"]),
             "suggested": classes.get(r["suggested"]),
             "current": classes.get(now),
+            "confident": r.get("confident", True),
             "self_confidence": r["self_confidence"],
             "suggested_confidence": r["suggested_confidence"],
             "reviewed": done,
@@ -345,6 +352,7 @@ def label_issues(project: Project, *, include_reviewed: bool = False) -> dict:
         "version": version,
         "issues": issues,
         "flagged": result.get("label_issues_n", len(raw)),
+        "confident": result.get("label_issues_confident"),
         "source": source,
         "evaluated_at": evaluated_at,
     }
@@ -375,7 +383,7 @@ def item_details(project: Project, item: Item) -> dict:
                 p = bundle["head"].predict_proba(np.asarray(x, dtype=np.float32))[0]
                 proba = sorted(
                     ({"class": by_id.get(int(cid)), "p": round(float(pv), 4)}
-                     for cid, pv in zip(bundle["classes"], p) if int(cid) in by_id),
+                     for cid, pv in zip(bundle["classes"], p, strict=True) if int(cid) in by_id),
                     key=lambda r: -r["p"],
                 )
     return {

@@ -59,6 +59,7 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
         },
     }
     context = {
+        "tab": "dashboard",
         "project": project,
         "version": version,
         "labels_total": len(labels),
@@ -81,6 +82,7 @@ def label_errors(request: HttpRequest, project_id: int) -> HttpResponse:
     show_all = request.GET.get("all") == "1"
     result = services.label_issues(project, include_reviewed=show_all)
     return render(request, "insights/label_errors.html", {
+        "tab": "errors",
         "project": project,
         "classes": services.classes_of(project),
         "result": result,
@@ -96,7 +98,8 @@ def embedding_map(request: HttpRequest, project_id: int) -> HttpResponse:
         "thumbUrl": reverse("insights:thumb", args=[0]).replace("/0/", "/{id}/"),
         "itemUrl": reverse("insights:item", args=[project.pk, 0]).replace("/0/", "/{id}/"),
     }
-    return render(request, "insights/map.html", {"project": project, "config": config})
+    context = {"tab": "map", "project": project, "config": config}
+    return render(request, "insights/map.html", context)
 
 
 @require_GET

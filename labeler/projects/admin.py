@@ -1,5 +1,7 @@
 from django.contrib import admin, messages
 
+from labeler.insights.admin_actions import export_labels
+
 from .models import LabelClass, Membership, Project
 
 
@@ -28,7 +30,7 @@ class ProjectAdmin(admin.ModelAdmin):
         "retrain_requested_at", "labels_at_last_retrain",
     ]
     inlines = [LabelClassInline, MembershipInline]
-    actions = ["retrain_now", "embed_missing"]
+    actions = ["retrain_now", "embed_missing", export_labels]
 
     @admin.action(description="Retrain now")
     def retrain_now(self, request, queryset):

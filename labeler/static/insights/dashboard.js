@@ -1,0 +1,151 @@
+/* Dashboard charts (Apache ECharts, served by the app). Data: the #chart-data JSON island. */
+(function () {
+  "use strict";
+  const data = JSON.parse(document.getElementById("chart-data").textContent);
+  const charts = [];
+  const pct = (v) => (v == null ? "–" : (100 * v).toFixed(1) + " %");
+
+  function make(id) {
+    const el = document.getElementById(id);
+    if (!el || typeof echarts === "undefined") return null;
+    const chart = echarts.init(el, null, { renderer: "canvas" });
+    charts.push(chart);
+    return chart;
+  }
+
+  // Vertical error bars as a custom series: data rows [x, low, high].
+  function errorBars(name, rows, color) {
+    return {
+      name: name, type: "custom", data: rows, z: 1, tooltip: { show: false },
+      renderItem: function (params, api) {
+        const x = api.value(0);
+        const lo = api.coord([x, api.value(1)]);
+        const hi = api.coord([x, api.value(2)]);
+        const cap = 4;
+        const style = { stroke: color, lineWidth: 1.3 };
+        return {
+          type: "group",
+          children: [
+            { type: "line", shape: { x1: lo[0], y1: lo[1], x2: hi[0], y2: hi[1] }, style: style },
+            { type: "line", shape: { x1: lo[0] - cap, y1: lo[1], x2: lo[0] + cap, y2: lo[1] }, style: style },
+            { type: "line", shape: { x1: hi[0] - cap, y1: hi[1], x2: hi[0] + cap, y2: hi[1] }, style: style },
+          ],
+        };
+      },
+      encode: { x: 0, y: [1, 2] },
+    };
+  }
+
+  function learningCurve() {
+    const curve = data.curve;
+    if (!curve || !curve.points.length) return;
+    const chart = make("chart-curve");
+    if (!chart) return;
+    const pts = curve.points;
+    const series = [
+      {
+        name: "Accuracy on audit items", type: "line", symbolSize: 8, color: "#2f6fde",
+        data: pts.filter((p) => p.audit != null).map((p) => [p.n, p.audit, p.version, p.audit_n]),
+      },
+      errorBars("audit CI", pts.filter((p) => p.audit_low != null).map((p) => [p.n, p.audit_low, p.audit_high]), "#2f6fde"),
+      {
+        name: "Cross-validated accuracy (all labels)", type: "line", symbol: "diamond", symbolSize: 7,
+        color: "#e8833a", lineStyle: { type: "dashed" },
+        data: pts.filter((p) => p.cv != null).map((p) => [p.n, p.cv, p.version]),
+      },
+    ];
+    if (curve.random) {
+      const rp = curve.random.points;
+      series.push({
+        name: "Random sampling (measured on audit labels)", type: "line", color: "#888", symbol: "rect",
+        symbolSize: 7, data: rp.map((p) => [p.n, p.mean, p.std]),
+      });
+      series.push(errorBars("random sd", rp.map((p) => [p.n, Math.max(0, p.mean - p.std), Math.min(1, p.mean + p.std)]), "#888"));
+      if (curve.random.predicted) {
+        series.push({
+          name: "Random sampling (power-law extrapolation)", type: "line", color: "#888", showSymbol: false,
+          lineStyle: { type: "dotted", width: 2 }, data: curve.random.predicted,
+        });
+      }
+    }
+    chart.setOption({
+      animation: false,
+      grid: { left: 50, right: 20, top: 60, bottom: 45 },
+      legend: { top: 0, data: series.filter((s) => s.type !== "custom").map((s) => s.name) },
+      tooltip: {
+        trigger: "item",
+        formatter: function (p) {
+          const v = p.value;
+          if (p.seriesName.startsWith("Accuracy on audit")) return "v" + v[2] + " · " + v[0] + " labels<br>audit accuracy " + pct(v[1]) + " (n=" + v[3] + ")";
+          if (p.seriesName.startsWith("Cross")) return "v" + v[2] + " · " + v[0] + " labels<br>CV accuracy " + pct(v[1]);
+          if (p.seriesName.indexOf("measured") >= 0) return "random, " + v[0] + " labels<br>" + pct(v[1]) + " ± " + pct(v[2]);
+          return p.seriesName + "<br>" + v[0] + " labels: " + pct(v[1]);
+        },
+      },
+      xAxis: { type: "value", name: "labels", nameLocation: "middle", nameGap: 28, min: 0 },
+      yAxis: { type: "value", name: "accuracy", min: function (v) { return Math.max(0, Math.floor(v.min * 10) / 10); }, max: 1,
+               axisLabel: { formatter: (v) => Math.round(v * 100) + "%" } },
+      series: series,
+    });
+  }
+
+  function classDistribution() {
+    const rows = data.distribution;
+    if (!rows || !rows.length) return;
+    const chart = make("chart-classes");
+    if (!chart) return;
+    chart.setOption({
+      animation: false,
+      grid: { left: 50, right: 20, top: 35, bottom: 60 },
+      legend: { top: 0 },
+      tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
+      xAxis: { type: "category", data: rows.map((r) => r.name), axisLabel: { interval: 0, rotate: rows.length > 6 ? 30 : 0 } },
+      yAxis: { type: "value", name: "items" },
+      series: [
+        { name: "Labeled", type: "bar", data: rows.map((r) => ({ value: r.labeled, itemStyle: { color: r.color } })) },
+        { name: "Predicted among unlabeled", type: "bar", color: "#b8c4d6", data: rows.map((r) => r.predicted_unlabeled) },
+      ],
+    });
+  }
+
+  function confusion() {
+    const cm = data.confusion;
+    if (!cm) return;
+    const chart = make("chart-confusion");
+    if (!chart) return;
+    function draw(which) {
+      const matrix = cm[which] || cm.cv;
+      const k = cm.classes.length;
+      const cells = [];
+      for (let i = 0; i < k; i++) {
+        const rowSum = matrix[i].reduce((a, b) => a + b, 0) || 1;
+        for (let j = 0; j < k; j++) {
+          const share = matrix[i][j] / rowSum;
+          cells.push({ value: [j, i, share, matrix[i][j]], label: { color: share > 0.5 ? "#fff" : "#111" } });
+        }
+      }
+      chart.setOption({
+        animation: false,
+        grid: { left: 95, right: 20, top: 10, bottom: 80 },
+        tooltip: {
+          formatter: (p) => "given <b>" + cm.classes[p.value[1]] + "</b>, predicted <b>" + cm.classes[p.value[0]] + "</b><br>" + p.value[3] + " items (" + pct(p.value[2]) + " of the row)",
+        },
+        xAxis: { type: "category", data: cm.classes, name: "predicted", nameLocation: "middle", nameGap: 60, axisLabel: { rotate: 40, interval: 0 } },
+        yAxis: { type: "category", data: cm.classes, inverse: true, axisLabel: { interval: 0 } },
+        visualMap: { show: false, min: 0, max: 1, dimension: 2, inRange: { color: ["#f7fbff", "#6baed6", "#08306b"] } },
+        series: [{
+          type: "heatmap", data: cells,
+          label: { show: k <= 15, formatter: (p) => (p.value[3] ? String(p.value[3]) : ""), fontSize: 12 },
+        }],
+      }, true);
+    }
+    draw("cv");
+    document.querySelectorAll("input[name=cm]").forEach((r) => r.addEventListener("change", () => draw(r.value)));
+  }
+
+  learningCurve();
+  classDistribution();
+  confusion();
+  window.addEventListener("resize", () => charts.forEach((c) => c.resize()));
+  window.labelerCharts = charts; // for tests and debugging
+})();

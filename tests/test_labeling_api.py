@@ -151,3 +151,19 @@ def test_concurrent_leasing_hands_out_each_item_once(make_user, project_factory,
     assert not errors, errors
     handed = [pk for pks in got.values() for pk in pks]
     assert len(handed) == len(set(handed)) == 40
+
+
+def test_current_label_is_majority_but_a_lead_decides(make_user, project_factory, add_images):
+    from worker.tasks import _current_labels
+
+    project = project_factory("Votes", overlap=3)
+    item, other = add_images(project, 2)
+    cat, dog, _ = project.classes.all()
+    a, b, lead = make_user("a"), make_user("b"), make_user("boss")
+    set_member(project, lead, Role.LEAD)
+    save_annotation(item, cat, a, trigger_retrain=False)
+    save_annotation(item, cat, b, trigger_retrain=False)
+    save_annotation(other, dog, a, trigger_retrain=False)
+    assert _current_labels(project)[0] == {item.pk: cat.pk, other.pk: dog.pk}
+    save_annotation(item, dog, lead, trigger_retrain=False)  # the lead's correction wins
+    assert _current_labels(project)[0][item.pk] == dog.pk

@@ -1,0 +1,92 @@
+"""LogisticHead: robust from the first label, sklearn-compatible, calibrated enough."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from worker.ml.head import C_GRID, DEFAULT_C, LogisticHead
+
+
+def _blobs(counts: dict[int, int], dim: int = 16, sep: float = 4.0, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    X, y = [], []
+    for k, (cls, n) in enumerate(counts.items()):
+        centre = np.zeros(dim)
+        centre[k % dim] = sep
+        X.append(rng.normal(size=(n, dim)) + centre + 5.0)  # offset: features are not centred
+        y += [cls] * n
+    return np.concatenate(X).astype(np.float32), np.asarray(y)
+
+
+def test_one_class_gives_constant_certain_prediction() -> None:
+    X, _ = _blobs({0: 5, 1: 5})
+    head = LogisticHead().fit(X[:3], np.array([42, 42, 42]))
+    assert head.classes_.tolist() == [42]
+    proba = head.predict_proba(X)
+    assert proba.shape == (len(X), 1) and np.all(proba == 1.0)
+    assert head.predict(X).tolist() == [42] * len(X)
+    assert head.cv_accuracy_ is None
+
+
+def test_two_labels_and_singleton_classes_use_default_c() -> None:
+    X, y = _blobs({3: 1, 8: 1})
+    head = LogisticHead().fit(X, y)
+    assert head.C_ == DEFAULT_C and head.cv_accuracy_ is None
+    assert head.predict(X).tolist() == [3, 8]
+    X, y = _blobs({1: 6, 2: 6, 5: 1})
+    head = LogisticHead().fit(X, y)
+    assert head.cv_accuracy_ is None
+    proba = head.predict_proba(X)
+    assert proba.shape == (13, 3) and np.allclose(proba.sum(axis=1), 1.0)
+
+
+def test_cv_chooses_c_and_reports_accuracy() -> None:
+    X, y = _blobs({10: 20, 20: 20, 30: 20})
+    head = LogisticHead().fit(X, y)
+    assert head.C_ in C_GRID
+    assert head.cv_accuracy_ is not None and head.cv_accuracy_ > 0.9
+    assert head.classes_.tolist() == [10, 20, 30]
+    assert (head.predict(X) == y).mean() > 0.95
+    fixed = LogisticHead(C=0.5).fit(X, y)
+    assert fixed.C_ == 0.5 and fixed.cv_accuracy_ is not None
+
+
+def test_class_imbalance_is_handled() -> None:
+    X, y = _blobs({0: 200, 1: 8}, sep=2.0, seed=1)
+    Xt, yt = _blobs({0: 500, 1: 500}, sep=2.0, seed=2)
+    balanced = LogisticHead().fit(X, y)
+    plain = LogisticHead(class_weight=None).fit(X, y)
+    recall = lambda h: (h.predict(Xt)[yt == 1] == 1).mean()  # noqa: E731
+    assert recall(balanced) >= recall(plain)
+    assert recall(balanced) > 0.6
+
+
+def test_uncertainty_is_meaningful() -> None:
+    """Points between the classes get less confident predictions than class centres."""
+    X, y = _blobs({0: 30, 1: 30}, sep=4.0)
+    head = LogisticHead().fit(X, y)
+    centres = np.stack([X[y == 0].mean(0), X[y == 1].mean(0)])
+    middle = centres.mean(0, keepdims=True)
+    conf_centres = head.predict_proba(centres).max(axis=1)
+    conf_middle = head.predict_proba(middle).max(axis=1)
+    assert conf_middle[0] < conf_centres.min()
+    assert conf_middle[0] < 0.8
+
+
+def test_float16_and_large_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    import worker.ml.head as head_mod
+
+    X, y = _blobs({0: 30, 1: 30})
+    head = LogisticHead().fit(X, y)
+    monkeypatch.setattr(head_mod, "PREDICT_BLOCK", 7)  # force several blocks
+    p16 = head.predict_proba(X.astype(np.float16))
+    assert np.allclose(p16, head.predict_proba(X), atol=1e-2)
+
+
+def test_sklearn_conventions() -> None:
+    head = LogisticHead(C=0.1, cv=3)
+    assert clone(head).get_params() == head.get_params()
+    with pytest.raises(ValueError):
+        LogisticHead().fit(np.zeros((3, 2)), np.zeros(2))

@@ -1,0 +1,381 @@
+"""Active-learning simulation on a labeled folder: does a strategy beat random, on *your* data?
+
+A folder ``DIR`` holds ``train/<class>/*`` (the pool) and ``test/<class>/*`` and/or
+``validation/<class>/*`` (held out; both are used when both exist).  The simulation runs the
+product's own pieces — :class:`~worker.ml.featurizer.Featurizer`,
+:class:`~worker.ml.embedding_store.EmbeddingStore`, :class:`~worker.ml.head.LogisticHead` and
+:func:`~worker.ml.strategies.select` — not copies: it reveals labels from the folder names as an
+oracle would, a batch at a time as an annotator team would between two retrains, retrains the
+head, and measures held-out accuracy at each budget.
+
+Embeddings are cached (``<cache>/<data-name>-<hash>/<backbone>/<split>``, ids = position in the
+sorted file list) so a second run does not re-embed; a changed file list invalidates the cache.
+No Django here: ``python manage.py simulate`` is a thin wrapper, and so is
+``python -m worker.ml.simulation``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from worker.ml.head import LogisticHead
+from worker.ml.strategies import STRATEGIES, select
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+DEFAULT_BUDGETS = (10, 20, 40, 80, 160, 320, 640)
+HELD_OUT_SPLITS = ("test", "validation")
+#: A strategy "reaches" the full-pool accuracy at the first budget whose mean is >= this share.
+REACH_SHARE = 0.95
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CACHE_DIR = REPO_ROOT / "var" / "cache" / "simulate"
+
+Progress = Callable[[str], None]
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# -- data ------------------------------------------------------------------------------------
+@dataclass
+class Split:
+    """Image files of one split, with their class index (into the dataset's class names)."""
+
+    paths: list[Path]
+    y: np.ndarray
+
+
+@dataclass
+class Embedded:
+    """Embeddings ready for simulation (failed images dropped)."""
+
+    classes: list[str]
+    X_pool: np.ndarray
+    y_pool: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+
+
+def _list_split(folder: Path, classes: list[str]) -> Split:
+    paths: list[Path] = []
+    ys: list[int] = []
+    for ci, name in enumerate(classes):
+        d = folder / name
+        if not d.is_dir():
+            continue
+        for p in sorted(d.iterdir()):
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+                paths.append(p)
+                ys.append(ci)
+    return Split(paths, np.asarray(ys, dtype=np.int64))
+
+
+def scan_dataset(data_dir: str | Path) -> tuple[list[str], Split, Split]:
+    """(class names, pool split, held-out split); ``ValueError`` when the layout is wrong."""
+    root = Path(data_dir)
+    train = root / "train"
+    if not train.is_dir():
+        raise ValueError(f"{root} has no train/ folder (expected train/<class>/*)")
+    held = [root / s for s in HELD_OUT_SPLITS if (root / s).is_dir()]
+    if not held:
+        raise ValueError(f"{root} has neither test/ nor validation/ (the held-out images)")
+    classes = sorted(d.name for d in train.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if len(classes) < 2:
+        raise ValueError(f"{train} needs at least 2 class folders, found {classes}")
+    pool = _list_split(train, classes)
+    parts = [_list_split(h, classes) for h in held]
+    test = Split([p for s in parts for p in s.paths], np.concatenate([s.y for s in parts]))
+    if not len(pool.paths) or not len(test.paths):
+        raise ValueError(f"{root}: no images in train/ or in the held-out folders")
+    return classes, pool, test
+
+
+def cache_folder(cache_dir: str | Path, data_dir: str | Path, backbone: str) -> Path:
+    """Cache location for one (data folder, backbone)."""
+    root = Path(data_dir).resolve()
+    key = hashlib.sha1(str(root).encode()).hexdigest()[:10]
+    return Path(cache_dir) / f"{root.name}-{key}" / backbone
+
+
+def _file_signature(paths: Sequence[Path]) -> str:
+    h = hashlib.sha1()
+    for p in paths:
+        st = p.stat()
+        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def embed_split(split: Split, name: str, folder: Path, get_featurizer: Callable[[], Any],
+                progress: Progress = _stderr) -> tuple[np.ndarray, np.ndarray]:
+    """(float16 embeddings, mask of images that embedded) for a split, through the cache."""
+    from worker.ml.embedding_store import EmbeddingStore  # torch-free module, but lazy anyway
+
+    store_dir = folder / name
+    store_dir.mkdir(parents=True, exist_ok=True)
+    sig_file = store_dir / "files.sha1"
+    errors_file = store_dir / "errors.json"
+    signature = _file_signature(split.paths)
+    store = EmbeddingStore(store_dir)
+    if not sig_file.exists() or sig_file.read_text().strip() != signature:
+        store.clear()
+        errors_file.unlink(missing_ok=True)
+        sig_file.write_text(signature)
+    errors: dict[str, str] = json.loads(errors_file.read_text()) if errors_file.exists() else {}
+    ids = np.arange(len(split.paths), dtype=np.int64)
+    todo = [int(i) for i in store.missing(ids) if str(int(i)) not in errors]
+    if todo:
+        featurizer = get_featurizer()
+        progress(f"embedding {len(todo)} {name} images with {featurizer.backbone} "
+                 f"(cached in {store_dir})")
+        t0 = time.time()
+        done = 0
+        for batch in featurizer.iter_batches([split.paths[i] for i in todo]):
+            if len(batch.indices):
+                store.append(np.asarray(todo)[batch.indices], batch.embeddings)
+            for pos, msg in batch.errors.items():
+                errors[str(todo[pos])] = msg
+                progress(f"  skipped {split.paths[todo[pos]]}: {msg}")
+            done += len(batch)
+            if done % 256 < len(batch) or done == len(todo):
+                rate = done / max(time.time() - t0, 1e-9)
+                progress(f"  {name}: {done}/{len(todo)} ({rate:.0f} images/s)")
+        errors_file.write_text(json.dumps(errors))
+        store.compact()
+    have, X = store.load(mmap=False)
+    ok = np.isin(ids, have)
+    return np.asarray(X), ok
+
+
+def load_embedded(data_dir: str | Path, backbone: str, cache_dir: str | Path = DEFAULT_CACHE_DIR,
+                  progress: Progress = _stderr) -> Embedded:
+    """Scan ``data_dir``, embed (or read from cache) pool and held-out images."""
+    from worker.ml.backbones import get_spec
+
+    classes, pool, test = scan_dataset(data_dir)
+    folder = cache_folder(cache_dir, data_dir, get_spec(backbone).name)
+    loaded: list[Any] = []
+
+    def get_featurizer() -> Any:  # loaded once, and only when something needs embedding
+        if not loaded:
+            from worker.ml.featurizer import Featurizer
+
+            loaded.append(Featurizer(backbone))
+        return loaded[0]
+
+    out = []
+    for split, name in ((pool, "pool"), (test, "heldout")):
+        X, ok = embed_split(split, name, folder, get_featurizer, progress)
+        out.append((X, split.y[ok]))
+    return Embedded(classes, out[0][0], out[0][1], out[1][0], out[1][1])
+
+
+# -- the simulation --------------------------------------------------------------------------
+def batch_sizes(start: int, stop: int, batches_per_step: int) -> list[int]:
+    """Split the gap from ``start`` to ``stop`` labels into ``batches_per_step`` near-equal batches."""
+    gap = stop - start
+    k = max(1, min(batches_per_step, gap))
+    return [gap // k + (1 if i < gap % k else 0) for i in range(k)]
+
+
+def run_curve(X_pool: np.ndarray, y_pool: np.ndarray, X_test: np.ndarray, y_test: np.ndarray,
+              strategy: str, budgets: Sequence[int], seed: int, *, n_classes: int,
+              batches_per_step: int = 2) -> list[float]:
+    """Held-out accuracy at each budget for one strategy and seed, as the product would run.
+
+    Starting from no labels: ask ``select`` for the next batch (with the current head, or
+    ``None`` before the first retrain), reveal its labels, retrain the head, repeat.
+    """
+    rng = np.random.default_rng(seed)
+    N = len(X_pool)
+    labeled = np.zeros(N, dtype=bool)
+    order: list[int] = []
+    model: LogisticHead | None = None
+    accs: list[float] = []
+    have = 0
+    for budget in budgets:
+        budget = min(budget, N)
+        for size in batch_sizes(have, budget, batches_per_step) if budget > have else []:
+            unl = np.flatnonzero(~labeled)
+            lab = np.asarray(order, dtype=np.int64)
+            picked = select(strategy, model, X_pool[unl], size, X_labeled=X_pool[lab],
+                            random_state=rng, n_classes=n_classes)
+            new = unl[picked]
+            labeled[new] = True
+            order.extend(int(i) for i in new)
+            lab = np.asarray(order, dtype=np.int64)
+            model = LogisticHead(random_state=seed).fit(X_pool[lab], y_pool[lab])
+        have = len(order)
+        assert model is not None
+        accs.append(float((model.predict(X_test) == y_test).mean()))
+    return accs
+
+
+def labels_to_reach(means: Sequence[float], budgets: Sequence[int], target: float) -> int | None:
+    """First budget whose mean accuracy is >= ``target``; ``None`` if none is."""
+    for b, m in zip(budgets, means, strict=True):
+        if m >= target:
+            return int(b)
+    return None
+
+
+def simulate(data_dir: str | Path, strategies: Sequence[str], budgets: Sequence[int] = DEFAULT_BUDGETS,
+             seeds: int = 3, backbone: str | None = None,
+             cache_dir: str | Path = DEFAULT_CACHE_DIR, batches_per_step: int = 2,
+             progress: Progress = _stderr, embedded: Embedded | None = None) -> dict[str, Any]:
+    """Run every strategy for ``seeds`` seeds; returns the JSON-ready result (README layout)."""
+    from worker.ml.backbones import DEFAULT_BACKBONE
+
+    backbone = backbone or DEFAULT_BACKBONE
+    for s in strategies:
+        if s not in STRATEGIES:
+            raise ValueError(f"unknown strategy {s!r}; choose from {', '.join(sorted(STRATEGIES))}")
+    t_start = time.time()
+    data = embedded or load_embedded(data_dir, backbone, cache_dir, progress)
+    N = len(data.y_pool)
+    budgets = sorted({int(b) for b in budgets if int(b) > 0})
+    if not budgets:
+        raise ValueError("no positive budget given")
+    if budgets[-1] > N:
+        progress(f"pool has {N} images: budgets above it are clipped")
+        budgets = sorted({min(b, N) for b in budgets})
+    n_classes = len(data.classes)
+
+    progress(f"full-pool head on {N} labels ...")
+    full = LogisticHead(random_state=0).fit(data.X_pool, data.y_pool)
+    full_acc = float((full.predict(data.X_test) == data.y_test).mean())
+    target = REACH_SHARE * full_acc
+    progress(f"full-pool accuracy {full_acc:.4f}; 95% of it = {target:.4f}")
+
+    results: dict[str, Any] = {}
+    for strategy in strategies:
+        curves = []
+        for seed in range(seeds):
+            t0 = time.time()
+            accs = run_curve(data.X_pool, data.y_pool, data.X_test, data.y_test, strategy, budgets,
+                             seed, n_classes=n_classes, batches_per_step=batches_per_step)
+            curves.append(accs)
+            shown = " ".join(f"{b}:{a:.3f}" for b, a in zip(budgets, accs, strict=True))
+            progress(f"{strategy} seed {seed} ({time.time() - t0:.0f}s): {shown}")
+        arr = np.asarray(curves)
+        mean = arr.mean(axis=0)
+        results[strategy] = {
+            "mean": [round(float(v), 4) for v in mean],
+            "std": [round(float(v), 4) for v in arr.std(axis=0)],
+            "per_seed": [[round(float(v), 4) for v in c] for c in curves],
+            "labels_to_95pct_full": labels_to_reach(mean, budgets, target),
+        }
+    return {
+        "data": str(Path(data_dir).resolve()) if data_dir else None,
+        "backbone": backbone,
+        "classes": data.classes,
+        "pool_size": N,
+        "heldout_size": len(data.y_test),
+        "budgets": budgets,
+        "seeds": seeds,
+        "batches_per_step": batches_per_step,
+        "metric": "accuracy on the held-out images (test/ + validation/)",
+        "full_pool_accuracy": round(full_acc, 4),
+        "reach_share": REACH_SHARE,
+        "strategies": results,
+        "seconds": round(time.time() - t_start, 1),
+    }
+
+
+def plot(result: dict[str, Any], path: str | Path) -> None:
+    """Learning curves (mean +- std per strategy) with the full-pool line, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    budgets = result["budgets"]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, r in result["strategies"].items():
+        m, s = np.asarray(r["mean"]), np.asarray(r["std"])
+        ax.plot(budgets, m, marker="o", label=name)
+        ax.fill_between(budgets, m - s, m + s, alpha=0.15)
+    full = result["full_pool_accuracy"]
+    ax.axhline(full, color="k", ls="--", lw=1, label=f"full pool ({result['pool_size']} labels)")
+    ax.axhline(result["reach_share"] * full, color="grey", ls=":", lw=1, label="95% of full pool")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(budgets, [str(b) for b in budgets])
+    ax.set_xlabel("labels")
+    ax.set_ylabel("held-out accuracy")
+    ax.set_title(f"{Path(result['data'] or '').name} · {result['backbone']} · "
+                 f"{result['seeds']} seeds")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """Plain-text table: mean ± std per budget for each strategy."""
+    budgets = result["budgets"]
+    head = f"{'strategy':<16}" + "".join(f"{b:>13}" for b in budgets) + "   95%-of-full"
+    lines = [head]
+    for name, r in result["strategies"].items():
+        cells = "".join(f"{100 * m:>7.1f}±{100 * s:<4.1f} " for m, s in zip(r["mean"], r["std"],
+                                                                           strict=True))
+        lines.append(f"{name:<16}{cells}  {r['labels_to_95pct_full']}")
+    lines.append(f"full pool: {100 * result['full_pool_accuracy']:.1f}% on "
+                 f"{result['pool_size']} labels")
+    return "\n".join(lines)
+
+
+# -- command line (the Django command wraps the same parser) ----------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``manage.py simulate`` and ``python -m worker.ml.simulation``."""
+    parser.add_argument("--data", required=True, help="folder with train/<class>/* and test/ "
+                        "and/or validation/<class>/*")
+    parser.add_argument("--strategy", action="append", dest="strategies", metavar="S",
+                        help=f"repeatable; one of {', '.join(STRATEGIES)} (default: auto, random)")
+    parser.add_argument("--budgets", default=",".join(map(str, DEFAULT_BUDGETS)),
+                        help="comma-separated label counts at which to measure")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--backbone", default=None, help="featurizer backbone (default: the "
+                        "product's default)")
+    parser.add_argument("--batches-per-step", type=int, default=2,
+                        help="retrains between two budgets (labels arrive in that many batches)")
+    parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR))
+    parser.add_argument("--json", dest="json_out", required=True, help="write results here")
+    parser.add_argument("--plot", default=None, help="optional PNG of the learning curves")
+
+
+def run_from_args(opts: dict[str, Any], progress: Progress = _stderr) -> dict[str, Any]:
+    """Run with parsed options (dict), write the JSON (and plot); return the result."""
+    budgets = [int(b) for b in str(opts["budgets"]).split(",") if b.strip()]
+    result = simulate(opts["data"], opts.get("strategies") or ["auto", "random"], budgets,
+                      seeds=int(opts["seeds"]), backbone=opts.get("backbone"),
+                      cache_dir=opts.get("cache_dir") or DEFAULT_CACHE_DIR,
+                      batches_per_step=int(opts.get("batches_per_step") or 2), progress=progress)
+    out = Path(opts["json_out"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    if opts.get("plot"):
+        plot(result, opts["plot"])
+    progress(format_table(result))
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m worker.ml.simulation ...`` (same options as ``manage.py simulate``)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    run_from_args(vars(parser.parse_args(argv)))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

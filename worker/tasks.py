@@ -290,7 +290,10 @@ def _retrain(project) -> dict | None:
             pool_rows = np.array([row_of[int(i)] for i in pool_ids])
             X_pool = np.asarray(matrix[pool_rows], dtype=np.float32)
             n_query = min(len(pool_ids), settings.LABELER_QUERY_POOL_SIZE)
-            order = select(project.query_strategy, head, X_pool, n_query, X_labeled=X_lab)
+            order = select(
+                project.query_strategy, head, X_pool, n_query, X_labeled=X_lab,
+                n_classes=project.classes.count(),
+            )
             ranked = pool_ids[np.asarray(order, dtype=np.int64)].tolist()
         # Predictions for every embedded item (suggestions, grid mode, exports).
         proba = _predict_in_chunks(head, matrix)

@@ -308,7 +308,11 @@ def plot(result: dict[str, Any], path: str | Path) -> None:
     ax.axhline(full, color="k", ls="--", lw=1, label=f"full pool ({result['pool_size']} labels)")
     ax.axhline(result["reach_share"] * full, color="grey", ls=":", lw=1, label="95% of full pool")
     ax.set_xscale("log", base=2)
-    ax.set_xticks(budgets, [str(b) for b in budgets])
+    shown: list[int] = []
+    for b in budgets:  # skip labels that would overlap on the log axis (e.g. 306 next to 320)
+        if not shown or b >= 1.25 * shown[-1]:
+            shown.append(b)
+    ax.set_xticks(shown, [str(b) for b in shown])
     ax.set_xlabel("labels")
     ax.set_ylabel("held-out accuracy")
     ax.set_title(f"{Path(result['data'] or '').name} · {result['backbone']} · "

@@ -43,7 +43,7 @@ def main() -> int:
         page.fill("#id_username", args.user)
         page.fill("#id_password", args.password)
         page.click("button[type=submit]")
-        page.click("text=Label")
+        page.get_by_role("link", name="Label", exact=True).first.click()
         page.locator("#current-image").wait_for(state="visible", timeout=30000)
         keys = {
             b.locator("span").inner_text(): b.locator("kbd").inner_text()

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections import Counter, defaultdict
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
@@ -17,13 +19,16 @@ import numpy as np
 from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError, transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 from threadpoolctl import threadpool_limits
 
 from worker.ml.embedding_store import EmbeddingStore
 
 logger = logging.getLogger("worker.tasks")
+
+# An embedding chain that has not reported progress for this long is presumed dead.
+EMBED_STALE = timedelta(minutes=5)
 
 
 def store_for(project_id: int, backbone: str) -> EmbeddingStore:
@@ -102,7 +107,7 @@ def _store_complete(project) -> bool:
 @shared_task(
     bind=True, acks_late=True, autoretry_for=(OperationalError,), retry_backoff=5, max_retries=5
 )
-def embed_project(self, project_id: int) -> dict:
+def embed_project(self, project_id: int, token: str | None = None) -> dict:
     """Embed every item that has no embedding yet (resumable, batched).
 
     With a backbone switch pending, the new backbone's store is filled while the current one
@@ -119,8 +124,18 @@ def embed_project(self, project_id: int) -> dict:
     done = errors = 0
     swapped = False
     complete = more = False
-    # Refresh the guard: this run (one chunk) owns the project's embedding.
-    Project.objects.filter(pk=project.pk).update(embed_requested_at=timezone.now())
+    # One chain of chunks per project: a chain owns the project through its token; another
+    # chain (a duplicate request, a late redelivery) steps aside unless the owner went silent.
+    token = token or uuid.uuid4().hex
+    now = timezone.now()
+    claimed = Project.objects.filter(
+        Q(embed_token="") | Q(embed_token=token) | Q(embed_updated_at__lt=now - EMBED_STALE)
+        | Q(embed_updated_at__isnull=True),
+        pk=project.pk,
+    ).update(embed_token=token, embed_updated_at=now, embed_requested_at=now)
+    if not claimed:
+        logger.info("embed project=%s: another embedding run is active, skipping", project.pk)
+        return {"embedded": 0, "errors": 0, "skipped": True}
     try:
         d, e, complete = _embed_missing(
             project, project.backbone, project.backbone_weights, label="", limit=chunk
@@ -146,7 +161,7 @@ def embed_project(self, project_id: int) -> dict:
         if more:
             # Batched like a backfill: one chunk per task, so a lost worker costs one chunk and
             # the broker's visibility timeout can redeliver it.
-            embed_project.delay(project.pk)
+            embed_project.apply_async(args=(project.pk,), kwargs={"token": token})
             return {"embedded": done, "errors": errors, "swapped": swapped, "more": True}
         Project.objects.filter(pk=project.pk).update(
             embed_status="done", embed_updated_at=timezone.now(), embed_message=""
@@ -158,7 +173,9 @@ def embed_project(self, project_id: int) -> dict:
         raise
     finally:
         if not more:
-            Project.objects.filter(pk=project.pk).update(embed_requested_at=None)
+            Project.objects.filter(pk=project.pk, embed_token=token).update(
+                embed_requested_at=None, embed_token=""
+            )
     project.refresh_from_db()
     # Items imported while this ran were refused a second task by the guard: pick them up now.
     if not _store_complete(project):

@@ -59,6 +59,8 @@ class Project(models.Model):
     embed_updated_at = models.DateTimeField(null=True, blank=True, editable=False)
     embed_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
     embed_message = models.TextField(blank=True, editable=False)
+    # The embedding chain that owns this project's embedding (one at a time; see worker.tasks).
+    embed_token = models.CharField(max_length=32, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]

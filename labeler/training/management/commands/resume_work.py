@@ -12,7 +12,8 @@ class Command(BaseCommand):
     help = "Re-queue unfinished background work (embeddings, due retrains) after a restart."
 
     def handle(self, *args, **opts) -> None:
-        Project.objects.update(retrain_requested_at=None, embed_requested_at=None)
+        # Run at start, before any worker of this deployment works: nothing can be running.
+        Project.objects.update(retrain_requested_at=None, embed_requested_at=None, embed_token="")
         for project in Project.objects.all():
             embedding = request_embedding(project)
             retrain = request_retrain_if_due(project)

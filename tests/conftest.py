@@ -18,6 +18,11 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 DATASET = REPO.parent / "shared" / "datasets" / "clothing-small"
 CHROMIUM = os.environ.get("LABELER_CHROMIUM", "/usr/bin/chromium")
+# As the machine's probe starts it: no sandbox as root, no background network calls.
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
 
 
 def dataset_or_skip() -> Path:
@@ -168,6 +173,21 @@ def _test_database_url() -> str:
         return f"sqlite:///{d['NAME']}"
     auth = d["USER"] + (f":{d['PASSWORD']}" if d.get("PASSWORD") else "")
     return f"postgres://{auth}@{d['HOST']}:{d['PORT']}/{d['NAME']}"
+
+
+@pytest.fixture
+def browser():
+    """Debian's headless Chromium driven by Playwright (never a downloaded browser build)."""
+    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
+        if os.environ.get("CI"):
+            pytest.fail(f"Chromium not found at {CHROMIUM}; CI must install Debian's chromium")
+        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
 
 
 @pytest.fixture

@@ -4,34 +4,16 @@ and a label error is fixed with one click."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 
 import pytest
 
 from labeler.annotations.models import Annotation
 from labeler.insights import maps
 
-from .conftest import CHROMIUM
-from .test_browser import CHROMIUM_ARGS
 from .test_insights_views import world  # noqa: F401 - the shared fixture
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def browser():
-    if not (os.path.exists(CHROMIUM) or shutil.which("chromium")):
-        if os.environ.get("CI"):
-            pytest.fail(f"Chromium not found at {CHROMIUM}; CI must install Debian's chromium")
-        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
 
 
 def _login(page, base, username, password="pw-for-tests-1"):

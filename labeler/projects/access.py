@@ -44,3 +44,11 @@ def get_project_for(user: User, project_id: int, *, lead: bool = False) -> Proje
     if lead and role != Role.LEAD:
         raise PermissionDenied("Only the project's leads may do this.")
     return project
+
+
+def find_project(key: str) -> Project | None:
+    """A project by name, or by id when `key` is a number (for management commands)."""
+    project = Project.objects.filter(name=key).first()
+    if project is None and key.isdigit():
+        project = Project.objects.filter(pk=int(key)).first()
+    return project

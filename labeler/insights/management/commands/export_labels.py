@@ -12,7 +12,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from labeler.insights import exports
-from labeler.projects.models import Project
+from labeler.projects.access import find_project
 
 
 class Command(BaseCommand):
@@ -33,9 +33,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts) -> None:
         key = opts["project"]
-        project = Project.objects.filter(name=key).first()
-        if project is None and key.isdigit():
-            project = Project.objects.filter(pk=int(key)).first()
+        project = find_project(key)
         if project is None:
             raise CommandError(f"No project named or numbered {key!r}.")
         fmt = opts["format"]

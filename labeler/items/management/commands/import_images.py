@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from labeler.items.importing import import_folder
-from labeler.projects.models import Project
+from labeler.projects.access import find_project
 
 
 class Command(BaseCommand):
@@ -22,9 +22,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts) -> None:
         key = opts["project"]
-        project = Project.objects.filter(name=key).first()
-        if project is None and key.isdigit():
-            project = Project.objects.filter(pk=int(key)).first()
+        project = find_project(key)
         if project is None:
             raise CommandError(f"No project named or numbered {key!r}.")
 

@@ -51,6 +51,13 @@ def grid_page(request: HttpRequest, project_id: int) -> HttpResponse:
     return render(request, "annotations/grid.html", {"project": project, "config": config})
 
 
+def item_and_label(project: Project, item_id: int, label_id: int) -> tuple[Item, LabelClass] | None:
+    """The item and the class, if both belong to `project` (else None: answer 404)."""
+    item = Item.objects.filter(pk=item_id, project=project).first()
+    label = LabelClass.objects.filter(pk=label_id, project=project).first()
+    return (item, label) if item is not None and label is not None else None
+
+
 def item_payload(item: Item) -> dict:
     suggestion = None
     if item.predicted_class_id is not None:
@@ -89,10 +96,10 @@ def api_annotate(request: HttpRequest, project_id: int) -> JsonResponse:
         label_id = int(body["label"])
     except (ValueError, KeyError, TypeError):
         return JsonResponse({"error": "Send JSON with integer 'item' and 'label'."}, status=400)
-    item = Item.objects.filter(pk=item_id, project=project).first()
-    label = LabelClass.objects.filter(pk=label_id, project=project).first()
-    if item is None or label is None:
+    found = item_and_label(project, item_id, label_id)
+    if found is None:
         return JsonResponse({"error": "Unknown item or class for this project."}, status=404)
+    item, label = found
     try:
         annotation, created = save_annotation(
             item, label, request.user,

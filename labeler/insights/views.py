@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from labeler.annotations.services import AnnotationError, save_annotation
+from labeler.annotations.views import item_and_label
 from labeler.items.models import Item
 from labeler.projects.access import get_project_for
 from labeler.projects.models import LabelClass
@@ -129,10 +130,10 @@ def relabel(request: HttpRequest, project_id: int, item_id: int) -> JsonResponse
         label_id = int(body["label"])
     except (ValueError, KeyError, TypeError):
         return JsonResponse({"error": "Send JSON with an integer 'label'."}, status=400)
-    item = Item.objects.filter(pk=item_id, project=project).first()
-    label = LabelClass.objects.filter(pk=label_id, project=project).first()
-    if item is None or label is None:
+    found = item_and_label(project, item_id, label_id)
+    if found is None:
         return JsonResponse({"error": "Unknown item or class for this project."}, status=404)
+    item, label = found
     try:
         annotation, created = save_annotation(item, label, request.user)
     except AnnotationError as exc:

@@ -8,6 +8,9 @@ fast annotator; --think-ms 0 measures saturation instead). Prints one JSON objec
 handed to two annotators) and lost (labels answered 2xx but missing from the database).
 
     python benchmarks/next_item_latency.py [--items 100000] [--annotators 20] [--seconds 20]
+
+--data-dir DIR keeps the filled database there and reuses it on the next run (quicker when
+comparing changes; labels from earlier runs stay, which a 100k pool hardly notices).
 """
 
 from __future__ import annotations
@@ -40,6 +43,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds used so far by `pid` and its children (Linux /proc)."""
+    total = 0.0
+    pids = [pid]
+    try:
+        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def fill(n_items: int, n_annotators: int, dim: int) -> dict:
     """Create the project, items, embeddings, some labels and a real model version."""
     import django
@@ -59,7 +79,7 @@ def fill(n_items: int, n_annotators: int, dim: int) -> dict:
     call_command("migrate", verbosity=0)
     User = get_user_model()
     classes = [f"class{i}" for i in range(10)]
-    project = create_project("Latency", classes, audit_share=0.1, retrain_every=10**9)
+    project = create_project("Latency", classes, audit_share=0.1)
     rng = np.random.default_rng(0)
     t = time.monotonic()
     batch = []
@@ -120,6 +140,8 @@ class Client(threading.Thread):
             "Host": "127.0.0.1",
         }
         self.latencies: list[float] = []
+        self.by_kind: dict[str, list[float]] = {"next": [], "save": []}
+        self.trace: list[tuple[float, float, str]] = []
         self.handed: list[int] = []
         self.saved: list[str] = []
         self.errors = 0
@@ -129,7 +151,10 @@ class Client(threading.Thread):
         conn.request(method, path, body=body, headers=self.headers)
         response = conn.getresponse()
         data = response.read()
-        self.latencies.append((time.perf_counter() - t) * 1000)
+        ms = (time.perf_counter() - t) * 1000
+        self.latencies.append(ms)
+        self.trace.append((t, ms, method))
+        self.by_kind["next" if method == "GET" else "save"].append(ms)
         return response.status, data
 
     def run(self) -> None:
@@ -137,6 +162,9 @@ class Client(threading.Thread):
         import random
 
         rng = random.Random()
+        # Annotators don't all press a key in the same millisecond: each starts at a random
+        # point of its first pause.
+        time.sleep(rng.uniform(0, self.think))
         while time.monotonic() < self.stop_at:
             try:
                 status, data = self.request(conn, "GET", f"/api/projects/{self.project}/next/?n=1")
@@ -172,21 +200,36 @@ def main() -> None:
     # A fast annotator labels at most about two images a second; 0 measures saturation instead.
     parser.add_argument("--think-ms", type=float, default=500.0, help="pause after each label")
     parser.add_argument("--dim", type=int, default=1280, help="embedding size")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
+    # The defaults are those of `make run` (scripts/run.sh).
+    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1),
+                        help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=2, help="threads per gunicorn worker")
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temp folder")
+    parser.add_argument("--data-dir", default=None, help="keep (and reuse) the filled data here")
     args = parser.parse_args()
 
-    tmp = tempfile.mkdtemp(prefix="labeler-latency-")
+    tmp = args.data_dir or tempfile.mkdtemp(prefix="labeler-latency-")
+    os.makedirs(tmp, exist_ok=True)
     os.environ["LABELER_DATA_DIR"] = tmp
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labeler.settings")
-    os.environ["CELERY_BROKER_URL"] = "memory://"  # nothing is enqueued: retrain_every is huge
+    # Retrains are requested every 10 labels as in the product, into an in-process queue that
+    # nothing consumes: the guard then holds further requests, as while a real retrain runs.
+    os.environ["CELERY_BROKER_URL"] = "memory://"
     if args.database_url:
         os.environ["DATABASE_URL"] = args.database_url
     sys.path.insert(0, str(REPO))
     t = time.monotonic()
-    setup = fill(args.items, args.annotators, args.dim)
-    log(f"filled in {time.monotonic() - t:.1f}s; starting gunicorn")
+    ready = Path(tmp) / "filled.json"
+    if ready.exists():
+        import django
+
+        django.setup()
+        setup = json.loads(ready.read_text())
+        log(f"reusing the database in {tmp}")
+    else:
+        setup = fill(args.items, args.annotators, args.dim)
+        ready.write_text(json.dumps(setup))
+        log(f"filled in {time.monotonic() - t:.1f}s; starting gunicorn")
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "labeler.wsgi", "-b", f"127.0.0.1:{port}",
@@ -202,18 +245,29 @@ def main() -> None:
             except OSError:
                 time.sleep(0.2)
         # Warm up every worker process (imports, connections) before measuring.
-        warm = Client(port, setup["project"], setup["labels"], setup["sessions"][0],
-                      time.monotonic() + 2, 0, None)
-        warm.run()
+        # Warm up every worker process and thread (imports, connections, caches): as many
+        # concurrent connections as the server has threads, for 3 seconds.
+        warm_until = time.monotonic() + 3
+        warm = [
+            Client(port, setup["project"], setup["labels"], s, warm_until, 0.05, None)
+            for s in setup["sessions"][: args.workers * args.threads]
+        ]
+        for c in warm:
+            c.start()
+        for c in warm:
+            c.join()
+        client_cpu, server_cpu = time.process_time(), process_tree_cpu(server.pid)
         stop_at = time.monotonic() + args.seconds
         clients = [
             Client(port, setup["project"], setup["labels"], s, stop_at, args.think_ms / 1000, None)
-            for s in setup["sessions"]
+            for s in setup["sessions"][: args.annotators]
         ]
         for c in clients:
             c.start()
         for c in clients:
             c.join()
+        client_cpu = time.process_time() - client_cpu
+        server_cpu = process_tree_cpu(server.pid) - server_cpu
     finally:
         server.terminate()
         server.wait(20)
@@ -231,16 +285,30 @@ def main() -> None:
         stored.update(str(x) for x in Annotation.objects.filter(
             client_id__in=saved[s:s + 500]).values_list("client_id", flat=True))
     q = statistics.quantiles(latencies, n=100, method="inclusive") if len(latencies) > 1 else [0] * 99
+    if os.environ.get("LATENCY_TRACE"):
+        Path(os.environ["LATENCY_TRACE"]).write_text(json.dumps(
+            sorted(x for c in clients for x in c.trace)))
+
+    def p95(kind: str) -> float:
+        xs = [x for c in clients for x in c.by_kind[kind]]
+        return round(statistics.quantiles(xs, n=100, method="inclusive")[94], 2) if len(xs) > 1 else 0
+
     print(json.dumps({
         "p50_ms": round(q[49], 2),
         "p95_ms": round(q[94], 2),
         "p99_ms": round(q[98], 2),
+        "p95_next_ms": p95("next"),
+        "p95_save_ms": p95("save"),
         "requests": len(latencies),
         "requests_per_s": round(len(latencies) / args.seconds, 1),
         "labels_saved": len(saved),
         "duplicates": sum(1 for n in handed.values() if n > 1),
         "lost": len(set(saved) - stored),
         "errors": sum(c.errors for c in clients),
+        # CPU per request: the server's (all gunicorn processes) and the load generator's, which
+        # shares the same cores.
+        "server_cpu_ms_per_request": round(1000 * server_cpu / max(1, len(latencies)), 2),
+        "client_cpu_ms_per_request": round(1000 * client_cpu / max(1, len(latencies)), 2),
         "items": args.items,
         "annotators": args.annotators,
         "database": "postgresql" if args.database_url else "sqlite",

@@ -155,6 +155,11 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "labeler"
 CELERY_RESULT_EXPIRES = 3600
+# Tasks report progress on the project's rows, not through results. Ignoring results also keeps
+# sending a task (after a label is saved) from waiting on the result store: with Redis down,
+# Celery would otherwise retry it for ~20 s inside the annotator's request.
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
 # A task unacknowledged this long (its worker died) is handed to another worker. Each task run
 # is bounded (one chunk of embeddings, one retrain), so this is far above a normal run.
 CELERY_BROKER_TRANSPORT_OPTIONS = {

@@ -34,7 +34,10 @@ pids+=($!)
 .venv/bin/python manage.py resume_work || true
 
 echo "==> web server on http://$HOST:$PORT"
-.venv/bin/gunicorn labeler.wsgi -b "$HOST:$PORT" --workers 2 --threads 4 \
+# Processes rather than threads: label requests are short and CPU-bound in Python, and threads
+# of one process queue on the GIL (benchmarks/next_item_latency.py: p95 lower with 4x2 than 2x4).
+.venv/bin/gunicorn labeler.wsgi -b "$HOST:$PORT" \
+  --workers "${LABELER_WEB_WORKERS:-$((2 * $(nproc)))}" --threads "${LABELER_WEB_THREADS:-2}" \
   --access-logfile "$LABELER_DATA_DIR/log/access.log" &
 pids+=($!)
 sleep 2

@@ -17,6 +17,9 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET = REPO.parent / "shared" / "datasets" / "clothing-small"
+# Playwright's sync API keeps an event loop in the test thread; Django's ORM would refuse to run
+# next to it. The tests use the database from that thread deliberately (not concurrently).
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 CHROMIUM = os.environ.get("LABELER_CHROMIUM", "/usr/bin/chromium")
 # As the machine's probe starts it: no sandbox as root, no background network calls.
 CHROMIUM_ARGS = [

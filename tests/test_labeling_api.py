@@ -167,3 +167,63 @@ def test_current_label_is_majority_but_a_lead_decides(make_user, project_factory
     assert _current_labels(project)[0] == {item.pk: cat.pk, other.pk: dog.pk}
     save_annotation(item, dog, lead, trigger_retrain=False)  # the lead's correction wins
     assert _current_labels(project)[0][item.pk] == dog.pk
+
+
+def test_overlap_serves_each_item_to_k_different_annotators(make_user, project_factory, add_images):
+    project = project_factory("Overlap", overlap=2, audit_share=0.0)
+    items = add_images(project, 3)
+    alice, bob, carol = make_user("alice"), make_user("bob"), make_user("carol")
+    label = project.classes.first()
+    # Alice labels everything; bob may still get every item (overlap 2), carol too until bob
+    # has labeled them.
+    for item in items:
+        save_annotation(item, label, alice)
+    assert next_items(project, alice, 5) == []
+    got = next_items(project, bob, 5)
+    assert {i.pk for i in got} == {i.pk for i in items}
+    assert next_items(project, carol, 5) == []  # bob holds them all
+    first = got[0]
+    first.refresh_from_db()
+    save_annotation(first, label, bob)
+    # The item bob labeled has its two labels: nobody gets it again; his other leases stay his.
+    assert {i.pk for i in next_items(project, bob, 5)} == {i.pk for i in got[1:]}
+    assert next_items(project, carol, 5) == []
+
+
+def test_skipped_and_excluded_items_are_not_served(setup):
+    from labeler.annotations.services import skip_item
+
+    project, items, alice, _ = setup
+    first = next_items(project, alice, 1)[0]
+    skip_item(first, alice, "blurry")
+    served = {i.pk for i in next_items(project, alice, 8)}
+    assert first.pk not in served and len(served) == len(items) - 1
+    assert next_items(project, alice, 8, exclude=served) == []
+
+
+def test_retrain_is_due_after_enough_new_labels_of_this_project(
+    setup, project_factory, add_images, redis_url
+):
+    from labeler.training.services import request_retrain_if_due
+
+    project, items, alice, _ = setup  # retrain_every=3
+    other = project_factory("Elsewhere", retrain_every=3)
+    other_items = add_images(other, 3)
+    label = project.classes.first()
+    save_annotation(items[0], label, alice, trigger_retrain=False)
+    save_annotation(items[1], label, alice, trigger_retrain=False)
+    # Labels in another project don't count toward this one.
+    for item in other_items:
+        save_annotation(item, other.classes.first(), alice, trigger_retrain=False)
+    assert request_retrain_if_due(project) is False
+    # A retrain has seen everything up to here: only labels after its mark are new.
+    last = Annotation.objects.order_by("-pk").first().pk
+    Project.objects.filter(pk=project.pk).update(retrain_mark=last)
+    save_annotation(items[2], label, alice, trigger_retrain=False)
+    save_annotation(items[3], label, alice, trigger_retrain=False)
+    assert request_retrain_if_due(project) is False
+    save_annotation(items[4], label, alice, trigger_retrain=False)
+    assert request_retrain_if_due(project.pk) is True
+    assert Project.objects.get(pk=project.pk).retrain_requested_at is not None
+    assert request_retrain_if_due(project) is False  # one at a time
+

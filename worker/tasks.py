@@ -244,6 +244,7 @@ def retrain_project(self, project_id: int) -> dict | None:
 
 
 def _retrain(project) -> dict | None:
+    from labeler.annotations.models import Annotation
     from labeler.items.models import Item
     from labeler.projects.models import Project
     from labeler.training.models import ModelVersion, Status
@@ -253,13 +254,17 @@ def _retrain(project) -> dict | None:
     from worker.ml.strategies import select
 
     started = time.monotonic()
+    # Taken before the labels are read, so that a label saved meanwhile counts as new.
+    mark = Annotation.objects.filter(item__project=project).aggregate(m=Max("id"))["m"] or 0
     labels, audit_items = _current_labels(project)
     labels_total = len(labels)
     store = store_for(project.pk, project.backbone)
     ids, matrix = store.load()
     if len(ids) == 0 or not labels:
         logger.info("retrain project=%s skipped: %d embeddings, %d labels", project.pk, len(ids), len(labels))
-        Project.objects.filter(pk=project.pk).update(labels_at_last_retrain=labels_total)
+        Project.objects.filter(pk=project.pk).update(
+            labels_at_last_retrain=labels_total, retrain_mark=mark
+        )
         return None
     row_of = {int(i): r for r, i in enumerate(ids.tolist())}
     lab_ids = np.array([i for i in labels if i in row_of], dtype=np.int64)
@@ -332,7 +337,9 @@ def _retrain(project) -> dict | None:
             version.head_file = str(head_path)
             version.finished_at = timezone.now()
             version.save()
-            Project.objects.filter(pk=project.pk).update(labels_at_last_retrain=labels_total)
+            Project.objects.filter(pk=project.pk).update(
+                labels_at_last_retrain=labels_total, retrain_mark=mark
+            )
         logger.info(
             "retrain project=%s v%d ready in %.1fs: cv_accuracy=%s audit=%s, %d ranked",
             project.pk, number, metrics["seconds"], metrics["cv_accuracy"],

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from labeler.items.models import Item
 from labeler.projects.models import Project
@@ -40,6 +42,24 @@ def open_items(project: Project, user: AbstractBaseUser) -> QuerySet[Item]:
     ).exclude(Exists(Skip.objects.filter(item=OuterRef("pk"), annotator=user)))
 
 
+# What a served item needs (the label page's payload and the lease); other fields stay deferred.
+SERVED_FIELDS = (
+    "id", "project_id", "original_name", "width", "height", "query_rank", "random_key",
+    "annotation_count", "predicted_class_id", "predicted_confidence",
+)
+
+
+def _served(rows: Iterable[tuple], user: AbstractBaseUser, audit: bool | None = None) -> list[Item]:
+    """Item instances from raw rows (SERVED_FIELDS + lease_is_audit); other fields deferred."""
+    items = []
+    for row in rows:
+        item = Item.from_db("default", list(SERVED_FIELDS), row[: len(SERVED_FIELDS)])
+        item.leased_by_id = user.pk
+        item.lease_is_audit = bool(row[len(SERVED_FIELDS)]) if audit is None else audit
+        items.append(item)
+    return items
+
+
 def next_items(
     project: Project,
     user: AbstractBaseUser,
@@ -54,59 +74,135 @@ def next_items(
     query strategy's ranking; a share `project.audit_share` of them is instead drawn uniformly at
     random (audit items, flagged on the lease) so that accuracy can be estimated without the
     bias of active learning.
+
+    This runs on every key press of every annotator, so it is a few hand-written statements
+    (index scans, whatever the pool size) rather than ORM queries, whose Python overhead was
+    most of the request's time.
     """
     rng = rng or _rng
-    now = timezone.now()
-    expires = now + timedelta(seconds=project.lease_seconds)
-    excluded = set(exclude)
-    base = open_items(project, user)
-
-    # Few rows, found through the leased_by index; sorted here so the planner can't pick a scan
-    # of the whole pool in rank order instead. (Labeling or skipping ends a lease, so a held
-    # item is still open.)
-    held = sorted(
-        (
-            i for i in Item.objects.filter(leased_by=user).order_by()[:200]
-            if i.project_id == project.pk and i.lease_expires_at > now
-            and i.annotation_count < project.overlap and i.pk not in excluded
-        ),
-        key=lambda i: (i.query_rank, i.random_key),
-    )[:n]
-    if held:
-        Item.objects.filter(pk__in=[i.pk for i in held]).update(lease_expires_at=expires)
-    chosen = held
-    excluded.update(i.pk for i in held)
-    attempts = 0
-    while len(chosen) < n and attempts < 5:
-        attempts += 1
-        audit = rng.random() < project.audit_share
-        free = base.filter(_free_for(user, now)).exclude(pk__in=excluded)
-        if audit:
-            # Uniform draw: the first item after a random point in random_key order.
-            point = rng.random()
-            candidates = list(free.filter(random_key__gte=point).order_by("random_key")[:4])
-            if not candidates:
-                candidates = list(free.order_by("random_key")[:4])
-        else:
-            candidates = list(free.order_by(*RANKED)[: (n - len(chosen)) + 4])
-        if not candidates:
-            break
-        for item in candidates:
-            # Re-check openness in the same statement: someone may have labeled it meanwhile.
-            claimed = (
-                Item.objects.filter(pk=item.pk, annotation_count__lt=project.overlap)
-                .filter(_free_for(user, now))
-                .update(leased_by=user, lease_expires_at=expires, lease_is_audit=audit)
+    when = timezone.now()
+    # Raw SQL: datetimes in the database's own format (SQLite compares them as text).
+    now = connection.ops.adapt_datetimefield_value(when)
+    expires = connection.ops.adapt_datetimefield_value(
+        when + timedelta(seconds=project.lease_seconds)
+    )
+    excluded = {int(x) for x in exclude}
+    with connection.cursor() as cursor:
+        # Few rows, found through the leased_by index and sorted here, so that the planner can't
+        # pick a scan of the whole pool in rank order instead. (Labeling or skipping ends a
+        # lease, so a held item is still open.)
+        cursor.execute(
+            f"SELECT {_COLUMNS}, lease_is_audit, lease_expires_at FROM {_ITEMS}"
+            " WHERE leased_by_id = %s LIMIT 200",
+            [user.pk],
+        )
+        rows = [
+            r for r in cursor.fetchall()
+            if r[1] == project.pk and _aware(r[-1]) > when
+            and r[_COUNT] < project.overlap and r[0] not in excluded
+        ]
+        rows.sort(key=lambda r: (r[_RANK], r[_RANK + 1]))
+        chosen = _served(rows[:n], user)
+        if chosen:
+            cursor.execute(
+                f"UPDATE {_ITEMS} SET lease_expires_at = %s WHERE id IN ({_marks(len(chosen))})",
+                [expires, *(i.pk for i in chosen)],
             )
-            excluded.add(item.pk)
-            if claimed:
-                item.leased_by = user
-                item.lease_is_audit = audit
-                chosen.append(item)
+        excluded.update(i.pk for i in chosen)
+        attempts = 0
+        while len(chosen) < n and attempts < 5:
+            attempts += 1
+            audit = rng.random() < project.audit_share
+            want = 1 if audit else n - len(chosen)
+            candidates = _candidates(cursor, project, user, now, excluded, audit, rng, want + 4)
+            if not candidates:
+                break
+            won = _claim(cursor, candidates, project, user, now, expires, audit, want)
+            excluded.update(r[0] for r in candidates)
+            if won:
+                chosen.extend(_served(won, user, audit))
                 attempts = 0
-                if audit or len(chosen) >= n:
-                    break
     return chosen
+
+
+_ITEMS = Item._meta.db_table
+_SKIPS = Skip._meta.db_table
+_ANNOTATIONS = Annotation._meta.db_table
+_COLUMNS = ", ".join(SERVED_FIELDS)
+_RANK = SERVED_FIELDS.index("query_rank")
+_COUNT = SERVED_FIELDS.index("annotation_count")
+
+
+def _aware(value) -> datetime:
+    """A datetime read by raw SQL (SQLite gives naive UTC, or text) as an aware one."""
+    if value is None:
+        return datetime.min.replace(tzinfo=UTC)
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    return value if timezone.is_aware(value) else value.replace(tzinfo=UTC)
+
+
+def _marks(k: int) -> str:
+    return ", ".join(["%s"] * k)
+
+
+def _candidates(cursor, project, user, now, excluded, audit, rng, limit) -> list[tuple]:
+    """Open items free for `user`, in rank order (or from a random point in random-key order)."""
+    # overlap 1 is an equality on annotation_count, so the (project, annotation_count,
+    # query_rank, random_key) index yields rows already in order.
+    where = [
+        "i.project_id = %s",
+        "i.annotation_count = 0" if project.overlap <= 1 else "i.annotation_count < %s",
+        "(i.leased_by_id IS NULL OR i.lease_expires_at <= %s OR i.leased_by_id = %s)",
+        f"NOT EXISTS (SELECT 1 FROM {_SKIPS} s WHERE s.item_id = i.id AND s.annotator_id = %s)",
+    ]
+    params: list = [project.pk] + ([] if project.overlap <= 1 else [project.overlap])
+    params += [now, user.pk, user.pk]
+    if project.overlap > 1:
+        where.append(
+            f"NOT EXISTS (SELECT 1 FROM {_ANNOTATIONS} a"
+            " WHERE a.item_id = i.id AND a.annotator_id = %s)"
+        )
+        params.append(user.pk)
+    if excluded:
+        where.append(f"i.id NOT IN ({_marks(len(excluded))})")
+        params += sorted(excluded)
+    columns = ", ".join(f"i.{c}" for c in SERVED_FIELDS)
+    sql = f"SELECT {columns} FROM {_ITEMS} i WHERE " + " AND ".join(where)
+    if audit:
+        # Uniform draw: the first items after a random point in random_key order.
+        point = rng.random()
+        cursor.execute(sql + " AND i.random_key >= %s ORDER BY i.random_key LIMIT %s",
+                       [*params, point, limit])
+        rows = cursor.fetchall()
+        if rows:
+            return rows
+        cursor.execute(sql + " ORDER BY i.random_key LIMIT %s", [*params, limit])
+    else:
+        cursor.execute(sql + " ORDER BY i.query_rank, i.random_key LIMIT %s", [*params, limit])
+    return cursor.fetchall()
+
+
+def _claim(cursor, candidates, project, user, now, expires, audit: bool, want: int) -> list[tuple]:
+    """Lease up to `want` of `candidates`, in order, in one short write transaction.
+
+    Each claim re-checks in the same statement that the item is still open and free: of two
+    annotators racing for an item exactly one UPDATE matches, on SQLite and PostgreSQL alike.
+    """
+    won: list[tuple] = []
+    with transaction.atomic():
+        for row in candidates:
+            cursor.execute(
+                f"UPDATE {_ITEMS} SET leased_by_id = %s, lease_expires_at = %s, lease_is_audit = %s"
+                " WHERE id = %s AND annotation_count < %s"
+                " AND (leased_by_id IS NULL OR lease_expires_at <= %s OR leased_by_id = %s)",
+                [user.pk, expires, audit, row[0], project.overlap, now, user.pk],
+            )
+            if cursor.rowcount == 1:
+                won.append(row)
+                if len(won) >= want:
+                    break
+    return won
 
 
 def release_leases(project: Project, user: AbstractBaseUser, item_ids: Iterable[int] | None = None) -> int:

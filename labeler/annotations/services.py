@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
 from labeler.items.models import Item
@@ -32,6 +32,7 @@ def save_annotation(
 
     Idempotent: the same client_id returns the existing annotation; a second label by the same
     annotator on the same item edits their annotation (that is what undo + relabel does).
+    Every annotator's key press lands here, so it is kept to a handful of statements.
     """
     if label.project_id != item.project_id:
         raise AnnotationError("That class belongs to another project.")
@@ -40,57 +41,75 @@ def save_annotation(
             client_id = uuid.UUID(str(client_id))
         except ValueError as exc:
             raise AnnotationError("client_id must be a UUID.") from exc
-    if client_id is not None:
-        existing = Annotation.objects.filter(client_id=client_id).first()
-        if existing is not None:
-            if existing.item_id != item.pk:
-                raise AnnotationError("client_id already used for another item.")
-            return existing, False
     seconds = max(0.0, min(float(seconds_spent or 0.0), 3600.0))
     try:
         with transaction.atomic():
-            is_audit = bool(
-                user is not None and item.lease_is_audit and item.leased_by_id == user.pk
-            )
             annotation = None
             if user is not None:
-                annotation = (
+                found = list(
                     Annotation.objects.select_for_update()
-                    .filter(item=item, annotator=user)
-                    .first()
+                    .filter(item_id=item.pk, annotator_id=user.pk).order_by()[:1]
                 )
+                annotation = found[0] if found else None
+            if annotation is not None and client_id is not None and annotation.client_id == client_id:
+                return annotation, False  # a retried save
             created = annotation is None
             if created:
+                is_audit = bool(
+                    user is not None and item.lease_is_audit and item.leased_by_id == user.pk
+                )
                 annotation = Annotation.objects.create(
                     item=item, label=label, annotator=user, seconds_spent=seconds,
                     source=source, is_audit=is_audit, client_id=client_id,
                 )
-                Item.objects.filter(pk=item.pk).update(annotation_count=F("annotation_count") + 1)
             else:
                 annotation.label = label
                 annotation.seconds_spent += seconds
                 annotation.source = source
                 if client_id is not None:
                     annotation.client_id = client_id
-                annotation.save()
+                annotation.save(update_fields=["label", "seconds_spent", "source", "client_id",
+                                               "updated_at"])
             if user is not None:
-                # A label replaces an earlier skip (undo of a skip, then a label).
-                Skip.objects.filter(item=item, annotator=user).delete()
-                # The label ends this annotator's lease on the item.
-                Item.objects.filter(pk=item.pk, leased_by=user).update(
-                    leased_by=None, lease_expires_at=None, lease_is_audit=False
-                )
+                _count_and_release(item.pk, user.pk, 1 if created else 0)
+            elif created:
+                Item.objects.filter(pk=item.pk).update(annotation_count=F("annotation_count") + 1)
     except IntegrityError:
-        # A concurrent retry with the same client_id won the race: return its row.
+        # The client_id is taken: a concurrent retry won the race, or the client reused an id.
         if client_id is None:
             raise
-        return Annotation.objects.get(client_id=client_id), False
+        existing = Annotation.objects.filter(client_id=client_id).first()
+        if existing is None:
+            raise
+        if existing.item_id != item.pk:
+            raise AnnotationError("client_id already used for another item.") from None
+        return existing, False
     if trigger_retrain and created:
         from labeler.training.services import request_retrain_if_due
 
-        project = item.project
-        transaction.on_commit(lambda: request_retrain_if_due(project))
+        project_id = item.project_id
+        transaction.on_commit(lambda: request_retrain_if_due(project_id))
     return annotation, created
+
+
+def _count_and_release(item_id: int, user_id: int, added: int) -> None:
+    """Count the new label, end `user`'s lease on the item and drop their skip of it, if any."""
+    table = Item._meta.db_table
+    with connection.cursor() as cursor:
+        # SET expressions all see the row as it was, on SQLite and PostgreSQL alike.
+        cursor.execute(
+            f"UPDATE {table} SET annotation_count = annotation_count + %s,"
+            " lease_expires_at = CASE WHEN leased_by_id = %s THEN NULL ELSE lease_expires_at END,"
+            " lease_is_audit = CASE WHEN leased_by_id = %s THEN %s ELSE lease_is_audit END,"
+            " leased_by_id = CASE WHEN leased_by_id = %s THEN NULL ELSE leased_by_id END"
+            " WHERE id = %s",
+            [added, user_id, user_id, False, user_id, item_id],
+        )
+        # A label replaces an earlier skip (undo of a skip, then a label).
+        cursor.execute(
+            f"DELETE FROM {Skip._meta.db_table} WHERE item_id = %s AND annotator_id = %s",
+            [item_id, user_id],
+        )
 
 
 @transaction.atomic

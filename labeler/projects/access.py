@@ -35,11 +35,22 @@ def get_project_for(user: User, project_id: int, *, lead: bool = False) -> Proje
 
     With lead=True, annotators get 403: they know the project but may not manage it.
     """
-    project = Project.objects.filter(pk=project_id).first()
-    if project is None:
+    if not user.is_authenticated:
         raise Http404("No such project.")
-    role = role_of(user, project)
-    if role is None:
+    if user.is_staff:
+        project, role = Project.objects.filter(pk=project_id).first(), Role.LEAD
+    else:
+        # One hand-written query for both: this runs on every API call of the labeling page,
+        # where the ORM's query building cost more than the database.
+        found = list(Project.objects.raw(
+            f"SELECT p.*, m.role AS member_role FROM {Project._meta.db_table} p"
+            f" JOIN {Membership._meta.db_table} m ON m.project_id = p.id"
+            " WHERE p.id = %s AND m.user_id = %s",
+            [int(project_id), user.pk],
+        ))
+        project = found[0] if found else None
+        role = project.member_role if project else None
+    if project is None or role is None:
         raise Http404("No such project.")
     if lead and role != Role.LEAD:
         raise PermissionDenied("Only the project's leads may do this.")

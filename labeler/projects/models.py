@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 DEFAULT_BACKBONE = "efficientnet-lite0"
@@ -33,7 +34,8 @@ class Project(models.Model):
     pending_weights = models.CharField(max_length=500, blank=True, editable=False)
     query_strategy = models.CharField(max_length=64, default=DEFAULT_STRATEGY)
     retrain_every = models.PositiveIntegerField(
-        default=10, help_text="Retrain the head after this many new labels."
+        default=10, validators=[MinValueValidator(1), MaxValueValidator(10_000)],
+        help_text="Retrain the head after this many new labels (1 to 10,000).",
     )
     audit_share = models.FloatField(
         default=0.10, help_text="Share of served items drawn uniformly at random (audit items)."
@@ -52,6 +54,9 @@ class Project(models.Model):
     # Orchestration state, changed only through labeler.training.services.
     retrain_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
     labels_at_last_retrain = models.PositiveIntegerField(default=0, editable=False)
+    # Highest annotation id before the last retrain read its labels: annotations above it are
+    # the "new labels" that call for the next retrain (counted without scanning every label).
+    retrain_mark = models.BigIntegerField(default=0, editable=False)
     embed_status = models.CharField(max_length=16, default="idle", editable=False)
     embed_done = models.PositiveIntegerField(default=0, editable=False)
     embed_total = models.PositiveIntegerField(default=0, editable=False)

@@ -72,6 +72,8 @@ def update_settings(project: Project, **fields) -> Project:
     for key in ("retrain_every", "overlap", "lease_seconds"):
         if key in fields and int(fields[key]) < 1:
             raise ValueError(f"{key.replace('_', ' ')} must be at least 1.")
+    if "retrain_every" in fields and int(fields["retrain_every"]) > 10_000:
+        raise ValueError("Retrain every: at most 10,000 labels.")
     for key, value in fields.items():
         setattr(project, key, value)
     project.save(update_fields=list(fields))

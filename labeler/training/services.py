@@ -8,11 +8,14 @@ only the request that flips it enqueues a task. A stale guard (a worker killed h
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, timedelta
 
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
+from labeler.annotations.models import Annotation
 from labeler.items.models import Item
 from labeler.projects.models import Project
 
@@ -30,10 +33,6 @@ def _enqueue(task, *args) -> bool:
         logger.exception("could not enqueue %s%s: is Redis running?", task.name, args)
         return False
     return True
-
-
-def labeled_count(project: Project) -> int:
-    return Item.objects.filter(project=project, annotation_count__gt=0).count()
 
 
 def request_embedding(project: Project, *, force: bool = False) -> bool:
@@ -71,14 +70,37 @@ def request_retrain(project: Project) -> bool:
     return True
 
 
-def request_retrain_if_due(project: Project) -> bool:
-    """Retrain after every `retrain_every` new labels (and for the first model, at that count)."""
-    project.refresh_from_db(fields=["labels_at_last_retrain", "retrain_every", "retrain_requested_at"])
-    if project.retrain_requested_at is not None and (
-        project.retrain_requested_at > timezone.now() - RETRAIN_GUARD
-    ):
-        return False
-    new_labels = labeled_count(project) - project.labels_at_last_retrain
-    if new_labels >= max(1, project.retrain_every):
-        return request_retrain(project)
+def request_retrain_if_due(project: Project | int) -> bool:
+    """Retrain after every `retrain_every` new labels (and for the first model, at that count).
+
+    New labels are annotations saved since the last retrain read its labels. This runs after
+    every saved label, so it counts at most `retrain_every` of them, whatever the project's size.
+    """
+    project_id = project if isinstance(project, int) else project.pk
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT retrain_every, retrain_requested_at, retrain_mark"
+            f" FROM {Project._meta.db_table} WHERE id = %s",
+            [project_id],
+        )
+        row = cursor.fetchone()
+        if row is None:
+            return False
+        every, requested_at, mark = row
+        every = max(1, every)
+        if isinstance(requested_at, str):  # SQLite without column types in raw SQL
+            requested_at = parse_datetime(requested_at)
+        if requested_at is not None and timezone.is_naive(requested_at):
+            requested_at = requested_at.replace(tzinfo=UTC)
+        if requested_at is not None and requested_at > timezone.now() - RETRAIN_GUARD:
+            return False
+        cursor.execute(
+            f"SELECT COUNT(*) FROM (SELECT 1 FROM {Annotation._meta.db_table} a"
+            f" JOIN {Item._meta.db_table} i ON i.id = a.item_id"
+            " WHERE a.id > %s AND i.project_id = %s LIMIT %s) AS new_labels",
+            [mark, project_id, every],
+        )
+        new_labels = cursor.fetchone()[0]
+    if new_labels >= every:
+        return request_retrain(project if isinstance(project, Project) else Project(pk=project_id))
     return False

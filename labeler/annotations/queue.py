@@ -53,7 +53,7 @@ def _served(rows: Iterable[tuple], user: AbstractBaseUser, audit: bool | None = 
     """Item instances from raw rows (SERVED_FIELDS + lease_is_audit); other fields deferred."""
     items = []
     for row in rows:
-        item = Item.from_db("default", list(SERVED_FIELDS), row[: len(SERVED_FIELDS)])
+        item = Item.from_db(connection.alias, list(SERVED_FIELDS), row[: len(SERVED_FIELDS)])
         item.leased_by_id = user.pk
         item.lease_is_audit = bool(row[len(SERVED_FIELDS)]) if audit is None else audit
         items.append(item)

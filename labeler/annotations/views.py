@@ -69,11 +69,11 @@ def item_and_label(project: Project, item_id: int, label_id: int) -> tuple[Item,
     if row is None:
         return None
     item = Item.from_db(
-        "default", ["id", "project_id", "leased_by_id", "lease_is_audit"],
+        connection.alias, ["id", "project_id", "leased_by_id", "lease_is_audit"],
         [row[0], project.pk, row[1], bool(row[2])],
     )
     item.project = project
-    label = LabelClass.from_db("default", ["id", "project_id"], [label_id, project.pk])
+    label = LabelClass.from_db(connection.alias, ["id", "project_id"], [label_id, project.pk])
     return item, label
 
 

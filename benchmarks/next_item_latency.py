@@ -43,6 +43,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+RETRAIN_LOOP = """
+import sys, django
+django.setup()
+from worker.tasks import retrain_project
+while True:
+    retrain_project(int(sys.argv[1]))
+"""
+
+
 def process_tree_cpu(pid: int) -> float:
     """CPU seconds used so far by `pid` and its children (Linux /proc)."""
     total = 0.0
@@ -147,7 +156,7 @@ class Client(threading.Thread):
         self.errors = 0
 
     def request(self, conn, method, path, body=None):
-        t = time.perf_counter()
+        t = self.started = time.perf_counter()
         conn.request(method, path, body=body, headers=self.headers)
         response = conn.getresponse()
         data = response.read()
@@ -187,6 +196,10 @@ class Client(threading.Thread):
                 if self.think:
                     time.sleep(self.think)
             except (OSError, http.client.HTTPException):
+                # A request that failed (timed out) counts at the time it took, not as missing.
+                ms = (time.perf_counter() - self.started) * 1000
+                self.latencies.append(ms)
+                self.trace.append((self.started, ms, "ERR"))
                 self.errors += 1
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
@@ -205,6 +218,9 @@ def main() -> None:
                         help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=2, help="threads per gunicorn worker")
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temp folder")
+    parser.add_argument("--retrain", action="store_true",
+                        help="retrain the model over and over (real code, another process) while "
+                             "the clients label, as the Celery worker does on a busy project")
     parser.add_argument("--data-dir", default=None, help="keep (and reuse) the filled data here")
     args = parser.parse_args()
 
@@ -257,6 +273,12 @@ def main() -> None:
         for c in warm:
             c.join()
         client_cpu, server_cpu = time.process_time(), process_tree_cpu(server.pid)
+        retrainer = None
+        if args.retrain:
+            retrainer = subprocess.Popen(
+                [sys.executable, "-c", RETRAIN_LOOP, str(setup["project"])],
+                cwd=REPO, env=dict(os.environ),
+            )
         stop_at = time.monotonic() + args.seconds
         clients = [
             Client(port, setup["project"], setup["labels"], s, stop_at, args.think_ms / 1000, None)
@@ -267,6 +289,9 @@ def main() -> None:
         for c in clients:
             c.join()
         client_cpu = time.process_time() - client_cpu
+        if retrainer is not None:
+            retrainer.terminate()
+            retrainer.wait(30)
         server_cpu = process_tree_cpu(server.pid) - server_cpu
     finally:
         server.terminate()
@@ -312,6 +337,7 @@ def main() -> None:
         "items": args.items,
         "annotators": args.annotators,
         "database": "postgresql" if args.database_url else "sqlite",
+        "retraining": bool(args.retrain),
     }))
 
 

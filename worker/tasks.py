@@ -18,7 +18,7 @@ import joblib
 import numpy as np
 from celery import shared_task
 from django.conf import settings
-from django.db import OperationalError, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 from threadpoolctl import threadpool_limits
@@ -363,26 +363,49 @@ def _predict_in_chunks(head, matrix, chunk: int = 20000) -> np.ndarray:
 
 
 def _store_predictions(project, ids, predicted, confidence, ranked: list[int]) -> None:
-    """Write ranking and suggestions in batches; the ranking swap is one transaction."""
+    """Write the ranking (one short transaction) and the suggestions (many short ones).
+
+    Annotators keep saving labels and taking items while this runs, so no transaction may hold
+    the database for long: on SQLite one writer at a time, on PostgreSQL the rows it updates.
+    A suggestion may come from the previous version for a moment, which is harmless.
+    """
     from labeler.items.models import UNRANKED, Item
 
-    rank_of = {item_id: r for r, item_id in enumerate(ranked)}
-    batch: list = []
-    with transaction.atomic():
-        Item.objects.filter(project=project, query_rank__lt=UNRANKED).update(query_rank=UNRANKED)
-        for item_id, cls, conf in zip(
-            ids.tolist(), predicted.tolist(), confidence.tolist(), strict=True
-        ):
-            batch.append(
-                Item(
-                    pk=item_id, predicted_class_id=int(cls),
-                    predicted_confidence=float(conf), query_rank=rank_of.get(item_id, UNRANKED),
-                )
+    table = Item._meta.db_table
+    # Found by a read (no index serves query_rank alone), so that the write below is short.
+    previous = list(
+        Item.objects.filter(project=project, query_rank__lt=UNRANKED).values_list("pk", flat=True)
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        # The swap: only the few hundred ranked items, old and new.
+        cursor.executemany(
+            f"UPDATE {table} SET query_rank = %s WHERE id = %s", [(UNRANKED, pk) for pk in previous]
+        )
+        cursor.executemany(
+            f"UPDATE {table} SET query_rank = %s WHERE id = %s",
+            [(rank, int(item_id)) for rank, item_id in enumerate(ranked)],
+        )
+    rows = [
+        (int(cls), round(float(conf), 4), int(item_id))
+        for item_id, cls, conf in zip(ids.tolist(), predicted.tolist(), confidence.tolist(),
+                                      strict=True)
+    ]
+    for start in range(0, len(rows), PREDICTION_BATCH):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.executemany(
+                f"UPDATE {table} SET predicted_class_id = %s, predicted_confidence = %s"
+                " WHERE id = %s",
+                rows[start:start + PREDICTION_BATCH],
             )
-            if len(batch) >= 1000:
-                Item.objects.bulk_update(
-                    batch, ["predicted_class", "predicted_confidence", "query_rank"]
-                )
-                batch = []
-        if batch:
-            Item.objects.bulk_update(batch, ["predicted_class", "predicted_confidence", "query_rank"])
+        if connection.vendor == "sqlite" and not connection.in_atomic_block:
+            # Fold these pages into the database here, so that the write-ahead log stays short
+            # and the annotator whose commit crosses SQLite's threshold isn't the one who pays.
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except OperationalError:
+                pass  # busy: SQLite's own checkpoint will do it
+
+
+#: Rows per write transaction when storing predictions (each holds the write lock a few ms).
+PREDICTION_BATCH = 200

@@ -43,6 +43,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+WORKER_NICE = os.environ.get("LABELER_WORKER_NICE", "10")
 RETRAIN_LOOP = """
 import sys, django
 django.setup()
@@ -276,7 +277,9 @@ def main() -> None:
         retrainer = None
         if args.retrain:
             retrainer = subprocess.Popen(
-                [sys.executable, "-c", RETRAIN_LOOP, str(setup["project"])],
+                # At the priority `make run` gives the Celery worker.
+                ["nice", "-n", WORKER_NICE, sys.executable, "-c", RETRAIN_LOOP,
+                 str(setup["project"])],
                 cwd=REPO, env=dict(os.environ),
             )
         stop_at = time.monotonic() + args.seconds

@@ -27,7 +27,9 @@ fi
 .venv/bin/python manage.py setup_demo
 
 echo "==> celery worker (log: $LABELER_DATA_DIR/log/worker.log)"
-.venv/bin/celery -A worker.celery_app worker -l info --concurrency 2 -Q labeler \
+# Background work yields the CPU to the web server: annotators must not wait on a retrain.
+nice -n "${LABELER_WORKER_NICE:-10}" \
+  .venv/bin/celery -A worker.celery_app worker -l info --concurrency 2 -Q labeler \
   > >(tee -a "$LABELER_DATA_DIR/log/worker.log") 2>&1 &
 pids+=($!)
 # Queue what a previous run left unfinished (the demo's embeddings on the first start).

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from labeler.items.models import Item
 from labeler.projects.models import Project
@@ -88,18 +87,17 @@ def next_items(
     )
     excluded = {int(x) for x in exclude}
     with connection.cursor() as cursor:
-        # Few rows, found through the leased_by index and sorted here, so that the planner can't
-        # pick a scan of the whole pool in rank order instead. (Labeling or skipping ends a
-        # lease, so a held item is still open.)
+        # Few rows, found through the leased_by index (no condition here matches the pool's
+        # rank index, so the planner can't scan the whole pool in rank order instead) and sorted
+        # here. (Labeling or skipping ends a lease, so a held item is still open.)
         cursor.execute(
-            f"SELECT {_COLUMNS}, lease_is_audit, lease_expires_at FROM {_ITEMS}"
-            " WHERE leased_by_id = %s LIMIT 200",
-            [user.pk],
+            f"SELECT {_COLUMNS}, lease_is_audit FROM {_ITEMS}"
+            " WHERE leased_by_id = %s AND lease_expires_at > %s LIMIT 200",
+            [user.pk, now],
         )
         rows = [
             r for r in cursor.fetchall()
-            if r[1] == project.pk and _aware(r[-1]) > when
-            and r[_COUNT] < project.overlap and r[0] not in excluded
+            if r[1] == project.pk and r[_COUNT] < project.overlap and r[0] not in excluded
         ]
         rows.sort(key=lambda r: (r[_RANK], r[_RANK + 1]))
         chosen = _served(rows[:n], user)
@@ -131,15 +129,6 @@ _ANNOTATIONS = Annotation._meta.db_table
 _COLUMNS = ", ".join(SERVED_FIELDS)
 _RANK = SERVED_FIELDS.index("query_rank")
 _COUNT = SERVED_FIELDS.index("annotation_count")
-
-
-def _aware(value) -> datetime:
-    """A datetime read by raw SQL (SQLite gives naive UTC, or text) as an aware one."""
-    if value is None:
-        return datetime.min.replace(tzinfo=UTC)
-    if isinstance(value, str):
-        value = parse_datetime(value)
-    return value if timezone.is_aware(value) else value.replace(tzinfo=UTC)
 
 
 def _marks(k: int) -> str:
@@ -215,21 +204,18 @@ def release_leases(project: Project, user: AbstractBaseUser, item_ids: Iterable[
 
 def grid_items(project: Project, user: AbstractBaseUser, label_id: int, n: int = 36) -> list[Item]:
     """Open items the current model puts in `label_id` with the highest confidence, leased to user."""
-    now = timezone.now()
-    expires = now + timedelta(seconds=project.lease_seconds)
+    when = timezone.now()
     candidates = list(
         open_items(project, user)
-        .filter(_free_for(user, now), predicted_class_id=label_id)
+        .filter(_free_for(user, when), predicted_class_id=label_id)
         .order_by(F("predicted_confidence").desc(nulls_last=True), "pk")[: n * 2]
     )
-    chosen: list[Item] = []
-    for item in candidates:
-        if Item.objects.filter(pk=item.pk, annotation_count__lt=project.overlap).filter(
-            _free_for(user, now)
-        ).update(
-            leased_by=user, lease_expires_at=expires, lease_is_audit=False
-        ):
-            chosen.append(item)
-            if len(chosen) >= n:
-                break
-    return chosen
+    now = connection.ops.adapt_datetimefield_value(when)
+    expires = connection.ops.adapt_datetimefield_value(
+        when + timedelta(seconds=project.lease_seconds)
+    )
+    with connection.cursor() as cursor:
+        won = {row[0] for row in _claim(
+            cursor, [(i.pk,) for i in candidates], project, user, now, expires, False, n
+        )}
+    return [i for i in candidates if i.pk in won]

@@ -8,12 +8,11 @@ only the request that flips it enqueues a task. A stale guard (a worker killed h
 from __future__ import annotations
 
 import logging
-from datetime import UTC, timedelta
+from datetime import timedelta
 
 from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from labeler.annotations.models import Annotation
 from labeler.items.models import Item
@@ -78,22 +77,18 @@ def request_retrain_if_due(project: Project | int) -> bool:
     """
     project_id = project if isinstance(project, int) else project.pk
     with connection.cursor() as cursor:
+        # "Guarded": a retrain was requested recently and is queued or running.
+        since = connection.ops.adapt_datetimefield_value(timezone.now() - RETRAIN_GUARD)
         cursor.execute(
-            f"SELECT retrain_every, retrain_requested_at, retrain_mark"
+            f"SELECT retrain_every, retrain_mark,"
+            " retrain_requested_at IS NOT NULL AND retrain_requested_at > %s"
             f" FROM {Project._meta.db_table} WHERE id = %s",
-            [project_id],
+            [since, project_id],
         )
         row = cursor.fetchone()
-        if row is None:
+        if row is None or row[2]:
             return False
-        every, requested_at, mark = row
-        every = max(1, every)
-        if isinstance(requested_at, str):  # SQLite without column types in raw SQL
-            requested_at = parse_datetime(requested_at)
-        if requested_at is not None and timezone.is_naive(requested_at):
-            requested_at = requested_at.replace(tzinfo=UTC)
-        if requested_at is not None and requested_at > timezone.now() - RETRAIN_GUARD:
-            return False
+        every, mark = max(1, row[0]), row[1]
         cursor.execute(
             f"SELECT COUNT(*) FROM (SELECT 1 FROM {Annotation._meta.db_table} a"
             f" JOIN {Item._meta.db_table} i ON i.id = a.item_id"

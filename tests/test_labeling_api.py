@@ -227,3 +227,26 @@ def test_retrain_is_due_after_enough_new_labels_of_this_project(
     assert Project.objects.get(pk=project.pk).retrain_requested_at is not None
     assert request_retrain_if_due(project) is False  # one at a time
 
+
+
+def test_embedding_done_retrains_if_the_model_missed_labels(setup, redis_url):
+    """Labels given while embedding ran: the retrain they triggered saw only the items embedded
+    by then. When embedding finishes, a model that used fewer labels than exist is replaced."""
+    from labeler.training.models import ModelVersion, Status
+    from worker.tasks import _retrain_after_embedding
+
+    project, items, alice, _ = setup
+    label = project.classes.first()
+    for item in items[:3]:
+        save_annotation(item, label, alice, trigger_retrain=False)
+    version = ModelVersion.objects.create(
+        project=project, number=1, backbone=project.backbone, strategy="auto", labels_used=3,
+        status=Status.READY,
+    )
+    Project.objects.filter(pk=project.pk).update(
+        retrain_mark=Annotation.objects.order_by("-pk").first().pk
+    )
+    assert _retrain_after_embedding(project, swapped=False) is False  # the model has them all
+    ModelVersion.objects.filter(pk=version.pk).update(labels_used=1)
+    assert _retrain_after_embedding(project, swapped=False) is True
+    assert Project.objects.get(pk=project.pk).retrain_requested_at is not None

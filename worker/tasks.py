@@ -114,7 +114,7 @@ def embed_project(self, project_id: int, token: str | None = None) -> dict:
     keeps serving; when it is complete the project swaps to it and retrains on the new features.
     """
     from labeler.projects.models import Project
-    from labeler.training.services import request_embedding, request_retrain, request_retrain_if_due
+    from labeler.training.services import request_embedding
 
     project = Project.objects.filter(pk=project_id).first()
     if project is None:
@@ -180,12 +180,22 @@ def embed_project(self, project_id: int, token: str | None = None) -> dict:
     # Items imported while this ran were refused a second task by the guard: pick them up now.
     if not _store_complete(project):
         request_embedding(project)
-    has_labels = project.items.filter(annotation_count__gt=0).exists()
-    if has_labels and (swapped or not project.model_versions.exists()):
-        request_retrain(project)
-    else:
-        request_retrain_if_due(project)
+    _retrain_after_embedding(project, swapped)
     return {"embedded": done, "errors": errors, "swapped": swapped}
+
+
+def _retrain_after_embedding(project, swapped: bool) -> bool:
+    """Once a project is embedded, retrain if the current model missed labels for want of
+    embeddings (labels given while embedding ran: the retrain they triggered could use only the
+    items embedded by then), or if the backbone changed. Otherwise retrain only if due."""
+    from labeler.training.models import Status
+    from labeler.training.services import request_retrain, request_retrain_if_due
+
+    labeled = project.items.filter(annotation_count__gt=0).count()
+    latest = project.model_versions.filter(status=Status.READY).order_by("-number").first()
+    if labeled and (swapped or latest is None or latest.labels_used < labeled):
+        return request_retrain(project)
+    return request_retrain_if_due(project)
 
 
 def _current_labels(project) -> tuple[dict[int, int], set[int]]:

@@ -51,21 +51,22 @@ def request_embedding(project: Project, *, force: bool = False) -> bool:
     return True
 
 
-def request_retrain(project: Project) -> bool:
+def request_retrain(project: Project | int) -> bool:
     """Enqueue a retrain unless one is queued or running. Returns True if one was queued."""
     from worker.tasks import retrain_project
 
+    project_id = project if isinstance(project, int) else project.pk
     now = timezone.now()
     updated = Project.objects.filter(
         Q(retrain_requested_at__isnull=True) | Q(retrain_requested_at__lt=now - RETRAIN_GUARD),
-        pk=project.pk,
+        pk=project_id,
     ).update(retrain_requested_at=now)
     if not updated:
         return False
-    if not _enqueue(retrain_project, project.pk):
-        Project.objects.filter(pk=project.pk).update(retrain_requested_at=None)
+    if not _enqueue(retrain_project, project_id):
+        Project.objects.filter(pk=project_id).update(retrain_requested_at=None)
         return False
-    logger.info("retrain queued for project %s", project.pk)
+    logger.info("retrain queued for project %s", project_id)
     return True
 
 
@@ -97,5 +98,5 @@ def request_retrain_if_due(project: Project | int) -> bool:
         )
         new_labels = cursor.fetchone()[0]
     if new_labels >= every:
-        return request_retrain(project if isinstance(project, Project) else Project(pk=project_id))
+        return request_retrain(project_id)
     return False

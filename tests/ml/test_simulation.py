@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +108,11 @@ def test_second_run_uses_the_cache(real_run: dict, monkeypatch: pytest.MonkeyPat
     result = sim.run_from_args(opts, progress=messages.append)
     assert not any(m.startswith("embedding") for m in messages)
     assert result["pool_size"] == 90
+    # the same folder spelled another way (relative, through "..") hits the same cache
+    data = Path(real_run["opts"]["data"])
+    other = os.path.relpath(data.parent / ".." / data.parent.name / data.name)
+    sim.run_from_args(dict(opts, data=other), progress=messages.append)
+    assert not any(m.startswith("embedding") for m in messages)
 
 
 def test_management_command_wraps_the_same_code(real_run: dict,

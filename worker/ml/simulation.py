@@ -108,10 +108,15 @@ def cache_folder(cache_dir: str | Path, data_dir: str | Path, backbone: str) -> 
 
 
 def _file_signature(paths: Sequence[Path]) -> str:
+    """Hash of the split's files as ``<class>/<file>`` + size + mtime.
+
+    Names are taken relative to the split folder, so ``--data ../x`` and ``--data /abs/x`` (the
+    same folder, the same cache) do not invalidate each other's embeddings.
+    """
     h = hashlib.sha1()
     for p in paths:
         st = p.stat()
-        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        h.update(f"{p.parent.name}/{p.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
 
 

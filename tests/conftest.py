@@ -185,12 +185,17 @@ def browser():
         if os.environ.get("CI"):
             pytest.fail(f"Chromium not found at {CHROMIUM}; CI must install Debian's chromium")
         pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    from django.db import connections
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         instance = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield instance
         instance.close()
+        # While Playwright's event loop runs in this thread, Django's per-context connection
+        # storage gives the test body connections of its own; close them here, or they outlive
+        # the test (PostgreSQL then refuses to drop the test database at the end).
+        connections.close_all()
 
 
 @pytest.fixture

@@ -187,13 +187,15 @@ def embed_project(self, project_id: int, token: str | None = None) -> dict:
 def _retrain_after_embedding(project, swapped: bool) -> bool:
     """Once a project is embedded, retrain if the current model missed labels for want of
     embeddings (labels given while embedding ran: the retrain they triggered could use only the
-    items embedded by then), or if the backbone changed. Otherwise retrain only if due."""
+    items embedded by then), or if the backbone changed. Without labels, the retrain ranks the
+    pool by the strategy's cold start, so that the very first items served are chosen, not
+    random. Otherwise retrain only if due."""
     from labeler.training.models import Status
     from labeler.training.services import request_retrain, request_retrain_if_due
 
     labeled = project.items.filter(annotation_count__gt=0).count()
     latest = project.model_versions.filter(status=Status.READY).order_by("-number").first()
-    if labeled and (swapped or latest is None or latest.labels_used < labeled):
+    if not labeled or swapped or latest is None or latest.labels_used < labeled:
         return request_retrain(project)
     return request_retrain_if_due(project)
 
@@ -255,13 +257,11 @@ def retrain_project(self, project_id: int) -> dict | None:
 
 def _retrain(project) -> dict | None:
     from labeler.annotations.models import Annotation
-    from labeler.items.models import Item
     from labeler.projects.models import Project
     from labeler.training.models import ModelVersion, Status
     from worker.ml.evaluation import evaluate_safely
     from worker.ml.head import LogisticHead
     from worker.ml.metrics import wilson_interval
-    from worker.ml.strategies import select
 
     started = time.monotonic()
     # Taken before the labels are read, so that a label saved meanwhile counts as new.
@@ -271,7 +271,13 @@ def _retrain(project) -> dict | None:
     store = store_for(project.pk, project.backbone)
     ids, matrix = store.load()
     if len(ids) == 0 or not labels:
-        logger.info("retrain project=%s skipped: %d embeddings, %d labels", project.pk, len(ids), len(labels))
+        # No model yet, but the strategy can still choose the first items (cold start: the
+        # typical items of a covering set of clusters, far better first labels than random).
+        ranked = _rank_pool(project, ids, matrix, None, None) if len(ids) else []
+        if ranked:
+            _store_ranking(project, ranked)
+        logger.info("retrain project=%s: %d embeddings, %d labels: no model, %d ranked",
+                    project.pk, len(ids), len(labels), len(ranked))
         Project.objects.filter(pk=project.pk).update(
             labels_at_last_retrain=labels_total, retrain_mark=mark
         )
@@ -313,20 +319,7 @@ def _retrain(project) -> dict | None:
         # Dashboard extras: CV confusion matrix, per-class P/R/F1, label errors, random curve.
         metrics.update(evaluate_safely(X_lab, y, item_ids=lab_ids, audit=is_audit, C=head.C_))
 
-        unlabeled = set(
-            Item.objects.filter(project=project, annotation_count=0).values_list("pk", flat=True)
-        )
-        pool_ids = np.array([i for i in ids.tolist() if i in unlabeled], dtype=np.int64)
-        ranked: list[int] = []
-        if len(pool_ids):
-            pool_rows = np.array([row_of[int(i)] for i in pool_ids])
-            X_pool = np.asarray(matrix[pool_rows], dtype=np.float32)
-            n_query = min(len(pool_ids), settings.LABELER_QUERY_POOL_SIZE)
-            order = select(
-                project.query_strategy, head, X_pool, n_query, X_labeled=X_lab,
-                n_classes=project.classes.count(),
-            )
-            ranked = pool_ids[np.asarray(order, dtype=np.int64)].tolist()
+        ranked = _rank_pool(project, ids, matrix, head, X_lab)
         # Predictions for every embedded item (suggestions, grid mode, exports).
         proba = _predict_in_chunks(head, matrix)
         best = proba.argmax(axis=1)
@@ -364,6 +357,32 @@ def _retrain(project) -> dict | None:
         raise
 
 
+def _rank_pool(project, ids, matrix, head, X_lab) -> list[int]:
+    """The next ``LABELER_QUERY_POOL_SIZE`` unlabeled items by the project's strategy, best first.
+
+    ``head`` None: no model yet (the strategies' cold start). The ranking is optimised for its
+    first ``retrain_every`` items, the ones labeled before the next retrain re-ranks.
+    """
+    from labeler.items.models import Item
+    from worker.ml.strategies import select
+
+    unlabeled = set(
+        Item.objects.filter(project=project, annotation_count=0).values_list("pk", flat=True)
+    )
+    pool_ids = np.array([i for i in ids.tolist() if i in unlabeled], dtype=np.int64)
+    if not len(pool_ids):
+        return []
+    row_of = {int(i): r for r, i in enumerate(ids.tolist())}
+    X_pool = np.asarray(matrix[np.array([row_of[int(i)] for i in pool_ids])], dtype=np.float32)
+    if X_lab is None:
+        X_lab = np.zeros((0, X_pool.shape[1]), dtype=np.float32)
+    order = select(
+        project.query_strategy, head, X_pool, min(len(pool_ids), settings.LABELER_QUERY_POOL_SIZE),
+        X_labeled=X_lab, n_classes=project.classes.count(), batch_size=project.retrain_every,
+    )
+    return pool_ids[np.asarray(order, dtype=np.int64)].tolist()
+
+
 def _predict_in_chunks(head, matrix, chunk: int = 20000) -> np.ndarray:
     parts = [
         head.predict_proba(np.asarray(matrix[s : s + chunk], dtype=np.float32))
@@ -372,13 +391,8 @@ def _predict_in_chunks(head, matrix, chunk: int = 20000) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros((0, len(head.classes_)))
 
 
-def _store_predictions(project, ids, predicted, confidence, ranked: list[int]) -> None:
-    """Write the ranking (one short transaction) and the suggestions (many short ones).
-
-    Annotators keep saving labels and taking items while this runs, so no transaction may hold
-    the database for long: on SQLite one writer at a time, on PostgreSQL the rows it updates.
-    A suggestion may come from the previous version for a moment, which is harmless.
-    """
+def _store_ranking(project, ranked: list[int]) -> None:
+    """Make ``ranked`` the project's ranking, in one short transaction."""
     from labeler.items.models import UNRANKED, Item
 
     table = Item._meta.db_table
@@ -395,6 +409,19 @@ def _store_predictions(project, ids, predicted, confidence, ranked: list[int]) -
             f"UPDATE {table} SET query_rank = %s WHERE id = %s",
             [(rank, int(item_id)) for rank, item_id in enumerate(ranked)],
         )
+
+
+def _store_predictions(project, ids, predicted, confidence, ranked: list[int]) -> None:
+    """Write the ranking (one short transaction) and the suggestions (many short ones).
+
+    Annotators keep saving labels and taking items while this runs, so no transaction may hold
+    the database for long: on SQLite one writer at a time, on PostgreSQL the rows it updates.
+    A suggestion may come from the previous version for a moment, which is harmless.
+    """
+    from labeler.items.models import Item
+
+    table = Item._meta.db_table
+    _store_ranking(project, ranked)
     rows = [
         (int(cls), round(float(conf), 4), int(item_id))
         for item_id, cls, conf in zip(ids.tolist(), predicted.tolist(), confidence.tolist(),

@@ -27,12 +27,66 @@ def _synthetic(n_classes: int = 4, per: int = 60, dim: int = 24, seed: int = 0) 
     return sim.Embedded([f"c{i}" for i in range(n_classes)], Xp, yp, Xt, yt)
 
 
-def test_batch_sizes_and_reach() -> None:
-    assert sim.batch_sizes(0, 10, 2) == [5, 5]
-    assert sim.batch_sizes(10, 13, 2) == [2, 1]
-    assert sim.batch_sizes(5, 6, 3) == [1]
+def test_reach() -> None:
     assert sim.labels_to_reach([0.5, 0.8, 0.9], [10, 20, 40], 0.79) == 20
     assert sim.labels_to_reach([0.5, 0.6], [10, 20], 0.79) is None
+
+
+def test_curve_retrains_and_audits_as_the_product(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A retrain every ``retrain_every`` labels; about ``audit_share`` of labels off-ranking."""
+    data = _synthetic(per=200)
+    fits: list[int] = []
+    real_fit = sim.LogisticHead.fit
+
+    def counting_fit(self, X, y):
+        fits.append(len(y))
+        return real_fit(self, X, y)
+
+    ranked: list[np.ndarray] = []
+    real_select = sim.select
+
+    def spying_select(*args, **kwargs):
+        out = real_select(*args, **kwargs)
+        ranked.append((kwargs["batch_size"], out))
+        return out
+
+    monkeypatch.setattr(sim.LogisticHead, "fit", counting_fit)
+    monkeypatch.setattr(sim, "select", spying_select)
+    sim.run_curve(data.X_pool, data.y_pool, data.X_test, data.y_test, "auto", [12, 30], 0,
+                  n_classes=4, retrain_every=5, query_pool=40, audit_share=0.0)
+    assert fits == [5, 10, 12, 17, 22, 27, 30]
+    assert [(b, len(r)) for b, r in ranked] == [(5, 40)] * 7
+    # audit share: count the labels that were not the ranking's next unlabeled item
+    row_of = {data.X_pool[i].tobytes(): i for i in range(len(data.X_pool))}
+    for share, low, high in ((0.0, 0, 0), (0.5, 70, 130)):
+        ranked.clear()
+        fitted: list[np.ndarray] = []
+
+        def recording_fit(self, X, y, fitted=fitted):
+            fitted.append(np.asarray(X))
+            return real_fit(self, X, y)
+
+        monkeypatch.setattr(sim.LogisticHead, "fit", recording_fit)
+        sim.run_curve(data.X_pool, data.y_pool, data.X_test, data.y_test, "margin", [200], 1,
+                      n_classes=4, retrain_every=200, query_pool=200, audit_share=share)
+        order = [row_of[x.tobytes()] for x in fitted[0]]
+        ranking, done, off = list(ranked[0][1]), set(), 0  # first ranking: pool = everything
+        for item in order:
+            nxt = next(r for r in ranking if r not in done)
+            off += item != nxt
+            done.add(item)
+        assert low <= off <= high, (share, off)
+
+
+def test_simulation_defaults_are_the_products() -> None:
+    from django.conf import settings
+
+    from labeler.projects.models import Project
+
+    fields = {f.name: f.default for f in Project._meta.get_fields() if hasattr(f, "default")}
+    assert sim.RETRAIN_EVERY == fields["retrain_every"]
+    assert sim.AUDIT_SHARE == fields["audit_share"]
+    assert sim.QUERY_POOL_SIZE == settings.LABELER_QUERY_POOL_SIZE
 
 
 def test_simulate_on_synthetic_embeddings_writes_layout() -> None:

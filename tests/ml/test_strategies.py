@@ -83,6 +83,28 @@ def test_cold_start_covers_every_cluster(name: str) -> None:
         assert sorted(blob[idx].tolist()) == list(range(10)), seed
 
 
+@pytest.mark.parametrize("name", ["coverage", "auto"])
+def test_long_ranking_starts_with_a_covering_batch(name: str) -> None:
+    """The product ranks 300 items but retrains after ``batch_size``: that prefix must cover."""
+    X, blob = _blobs(k=10, per=100)
+    for seed in range(3):
+        idx = select(name, None, X, 300, random_state=seed, n_classes=10, batch_size=10)
+        assert len(set(idx.tolist())) == 300
+        assert sorted(blob[idx[:10]].tolist()) == list(range(10)), seed
+
+
+def test_diversity_prefix_is_a_diverse_batch_then_uncertainty() -> None:
+    X, blob = _blobs(k=10, per=100)
+    labeled = np.concatenate([np.flatnonzero(blob == b)[:3] for b in range(10)])
+    model = LogisticHead().fit(X[labeled], blob[labeled])
+    idx = select("diversity", model, X, 300, X_labeled=X[labeled], random_state=0, batch_size=10)
+    assert len(set(idx.tolist())) == 300
+    assert len(set(blob[idx[:10]].tolist())) >= 5
+    margin = 1.0 - st._block_scores(st.classifier_margin, model, X)
+    rest = margin[idx[10:]]
+    assert (np.diff(rest) <= 1e-12).all()  # after the batch: most uncertain first
+
+
 def test_coverage_goes_to_uncovered_clusters() -> None:
     X, blob = _blobs(k=10, per=100)
     labeled = np.array([np.flatnonzero(blob == b)[0] for b in range(6)])  # 6 blobs labeled

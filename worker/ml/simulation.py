@@ -5,8 +5,9 @@ A folder ``DIR`` holds ``train/<class>/*`` (the pool) and ``test/<class>/*`` and
 product's own pieces — :class:`~worker.ml.featurizer.Featurizer`,
 :class:`~worker.ml.embedding_store.EmbeddingStore`, :class:`~worker.ml.head.LogisticHead` and
 :func:`~worker.ml.strategies.select` — not copies: it reveals labels from the folder names as an
-oracle would, a batch at a time as an annotator team would between two retrains, retrains the
-head, and measures held-out accuracy at each budget.
+oracle would, in the order the product serves items (its ranking of ``query_pool`` items, with
+a share of uniformly random audit items), retrains the head every ``retrain_every`` labels as a
+project on default settings does, and measures held-out accuracy at each budget.
 
 Embeddings are cached (``<cache>/<data-name>-<hash>/<backbone>/<split>``, ids = position in the
 sorted file list) so a second run does not re-embed; a changed file list invalidates the cache.
@@ -33,6 +34,11 @@ from worker.ml.strategies import STRATEGIES, select
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 DEFAULT_BUDGETS = (10, 20, 40, 80, 160, 320, 640)
+#: The product's defaults (Project.retrain_every, Project.audit_share, LABELER_QUERY_POOL_SIZE),
+#: so that a simulation measures what a project on default settings would get.
+RETRAIN_EVERY = 10
+AUDIT_SHARE = 0.10
+QUERY_POOL_SIZE = 300
 HELD_OUT_SPLITS = ("test", "validation")
 #: A strategy "reaches" the full-pool accuracy at the first budget whose mean is >= this share.
 REACH_SHARE = 0.95
@@ -185,20 +191,17 @@ def load_embedded(data_dir: str | Path, backbone: str, cache_dir: str | Path = D
 
 
 # -- the simulation --------------------------------------------------------------------------
-def batch_sizes(start: int, stop: int, batches_per_step: int) -> list[int]:
-    """Split the gap from ``start`` to ``stop`` labels into ``batches_per_step`` near-equal batches."""
-    gap = stop - start
-    k = max(1, min(batches_per_step, gap))
-    return [gap // k + (1 if i < gap % k else 0) for i in range(k)]
-
-
 def run_curve(X_pool: np.ndarray, y_pool: np.ndarray, X_test: np.ndarray, y_test: np.ndarray,
               strategy: str, budgets: Sequence[int], seed: int, *, n_classes: int,
-              batches_per_step: int = 2) -> list[float]:
-    """Held-out accuracy at each budget for one strategy and seed, as the product would run.
+              retrain_every: int = RETRAIN_EVERY, query_pool: int = QUERY_POOL_SIZE,
+              audit_share: float = AUDIT_SHARE) -> list[float]:
+    """Held-out accuracy at each budget for one strategy and seed, as the product runs it.
 
-    Starting from no labels: ask ``select`` for the next batch (with the current head, or
-    ``None`` before the first retrain), reveal its labels, retrain the head, repeat.
+    As in the product: the strategy ranks ``query_pool`` unlabeled items (``select`` with the
+    current head, or ``None`` before the first retrain); annotators label them in rank order,
+    except that a share ``audit_share`` of the items served are drawn uniformly at random
+    (audit items, also used for training); after ``retrain_every`` new labels the head is
+    retrained and the pool re-ranked.  Accuracy is measured at each budget.
     """
     rng = np.random.default_rng(seed)
     N = len(X_pool)
@@ -206,20 +209,25 @@ def run_curve(X_pool: np.ndarray, y_pool: np.ndarray, X_test: np.ndarray, y_test
     order: list[int] = []
     model: LogisticHead | None = None
     accs: list[float] = []
-    have = 0
     for budget in budgets:
         budget = min(budget, N)
-        for size in batch_sizes(have, budget, batches_per_step) if budget > have else []:
+        while len(order) < budget:
+            size = min(retrain_every, budget - len(order))
             unl = np.flatnonzero(~labeled)
             lab = np.asarray(order, dtype=np.int64)
-            picked = select(strategy, model, X_pool[unl], size, X_labeled=X_pool[lab],
-                            random_state=rng, n_classes=n_classes)
-            new = unl[picked]
-            labeled[new] = True
-            order.extend(int(i) for i in new)
+            ranked = iter(unl[select(strategy, model, X_pool[unl], min(query_pool, len(unl)),
+                                     X_labeled=X_pool[lab], random_state=rng,
+                                     n_classes=n_classes, batch_size=retrain_every)])
+            for _ in range(size):
+                item = None
+                if rng.random() >= audit_share:
+                    item = next((i for i in ranked if not labeled[i]), None)
+                if item is None:  # an audit item (or the ranking ran out): uniform random
+                    item = int(rng.choice(np.flatnonzero(~labeled)))
+                labeled[item] = True
+                order.append(int(item))
             lab = np.asarray(order, dtype=np.int64)
             model = LogisticHead(random_state=seed).fit(X_pool[lab], y_pool[lab])
-        have = len(order)
         assert model is not None
         accs.append(float((model.predict(X_test) == y_test).mean()))
     return accs
@@ -235,9 +243,26 @@ def labels_to_reach(means: Sequence[float], budgets: Sequence[int], target: floa
 
 def simulate(data_dir: str | Path, strategies: Sequence[str], budgets: Sequence[int] = DEFAULT_BUDGETS,
              seeds: int = 3, backbone: str | None = None,
-             cache_dir: str | Path = DEFAULT_CACHE_DIR, batches_per_step: int = 2,
+             cache_dir: str | Path = DEFAULT_CACHE_DIR, retrain_every: int = RETRAIN_EVERY,
+             query_pool: int = QUERY_POOL_SIZE, audit_share: float = AUDIT_SHARE,
              progress: Progress = _stderr, embedded: Embedded | None = None) -> dict[str, Any]:
-    """Run every strategy for ``seeds`` seeds; returns the JSON-ready result (README layout)."""
+    """Run every strategy for ``seeds`` seeds; returns the JSON-ready result (README layout).
+
+    BLAS runs on one thread, as in the worker's retrain: the fits are small, and multithreaded
+    BLAS spins and stalls when the cores are busy (a 300-label fit: 13 s instead of 0.9 s on a
+    loaded 2-core machine).
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _simulate(data_dir, strategies, budgets, seeds, backbone, cache_dir, retrain_every,
+                         query_pool, audit_share, progress, embedded)
+
+
+def _simulate(data_dir: str | Path, strategies: Sequence[str], budgets: Sequence[int],
+              seeds: int, backbone: str | None, cache_dir: str | Path, retrain_every: int,
+              query_pool: int, audit_share: float, progress: Progress,
+              embedded: Embedded | None) -> dict[str, Any]:
     from worker.ml.backbones import DEFAULT_BACKBONE
 
     backbone = backbone or DEFAULT_BACKBONE
@@ -250,6 +275,8 @@ def simulate(data_dir: str | Path, strategies: Sequence[str], budgets: Sequence[
     budgets = sorted({int(b) for b in budgets if int(b) > 0})
     if not budgets:
         raise ValueError("no positive budget given")
+    if retrain_every < 1 or query_pool < 1 or not 0.0 <= audit_share < 1.0:
+        raise ValueError("need retrain_every >= 1, query_pool >= 1 and 0 <= audit_share < 1")
     if budgets[-1] > N:
         progress(f"pool has {N} images: budgets above it are clipped")
         budgets = sorted({min(b, N) for b in budgets})
@@ -267,7 +294,8 @@ def simulate(data_dir: str | Path, strategies: Sequence[str], budgets: Sequence[
         for seed in range(seeds):
             t0 = time.time()
             accs = run_curve(data.X_pool, data.y_pool, data.X_test, data.y_test, strategy, budgets,
-                             seed, n_classes=n_classes, batches_per_step=batches_per_step)
+                             seed, n_classes=n_classes, retrain_every=retrain_every,
+                             query_pool=query_pool, audit_share=audit_share)
             curves.append(accs)
             shown = " ".join(f"{b}:{a:.3f}" for b, a in zip(budgets, accs, strict=True))
             progress(f"{strategy} seed {seed} ({time.time() - t0:.0f}s): {shown}")
@@ -287,7 +315,9 @@ def simulate(data_dir: str | Path, strategies: Sequence[str], budgets: Sequence[
         "heldout_size": len(data.y_test),
         "budgets": budgets,
         "seeds": seeds,
-        "batches_per_step": batches_per_step,
+        "retrain_every": retrain_every,
+        "query_pool": query_pool,
+        "audit_share": audit_share,
         "metric": "accuracy on the held-out images (test/ + validation/)",
         "full_pool_accuracy": round(full_acc, 4),
         "reach_share": REACH_SHARE,
@@ -355,8 +385,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--backbone", default=None, help="featurizer backbone (default: the "
                         "product's default)")
-    parser.add_argument("--batches-per-step", type=int, default=2,
-                        help="retrains between two budgets (labels arrive in that many batches)")
+    parser.add_argument("--retrain-every", type=int, default=RETRAIN_EVERY,
+                        help="labels between two retrains (the project setting; default "
+                        f"{RETRAIN_EVERY})")
+    parser.add_argument("--query-pool", type=int, default=QUERY_POOL_SIZE,
+                        help=f"items ranked per retrain (default {QUERY_POOL_SIZE})")
+    parser.add_argument("--audit-share", type=float, default=AUDIT_SHARE,
+                        help=f"share of labels drawn uniformly at random (default {AUDIT_SHARE})")
     parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR))
     parser.add_argument("--json", dest="json_out", required=True, help="write results here")
     parser.add_argument("--plot", default=None, help="optional PNG of the learning curves")
@@ -368,7 +403,11 @@ def run_from_args(opts: dict[str, Any], progress: Progress = _stderr) -> dict[st
     result = simulate(opts["data"], opts.get("strategies") or ["auto", "random"], budgets,
                       seeds=int(opts["seeds"]), backbone=opts.get("backbone"),
                       cache_dir=opts.get("cache_dir") or DEFAULT_CACHE_DIR,
-                      batches_per_step=int(opts.get("batches_per_step") or 2), progress=progress)
+                      retrain_every=int(opts.get("retrain_every") or RETRAIN_EVERY),
+                      query_pool=int(opts.get("query_pool") or QUERY_POOL_SIZE),
+                      audit_share=(AUDIT_SHARE if opts.get("audit_share") is None
+                                   else float(opts["audit_share"])),
+                      progress=progress)
     out = Path(opts["json_out"])
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -3,7 +3,14 @@
 Each strategy is a plain function ``(model, X_pool, n, **context) -> indices`` in modAL's style,
 returning ``n`` distinct indices into ``X_pool`` ordered by priority (first = label first).
 ``context`` may hold ``X_labeled`` (embeddings already labeled), ``n_classes`` (classes the
-project has, labeled or not) and ``random_state``.  Unknown context keys are ignored.
+project has, labeled or not), ``batch_size`` and ``random_state``.  Unknown context keys are
+ignored.
+
+``batch_size``: how many of the ranked items will be labeled before the next retrain re-ranks
+(the project's ``retrain_every``).  The product ranks a few hundred items so annotators never
+wait, but only the first ``batch_size`` of them are labeled with this ranking; so batch-aware
+strategies make every prefix of ``batch_size`` items a good batch on its own, instead of
+optimising one batch of ``n``.
 
 Why several: on frozen pretrained features, plain uncertainty sampling is often *worse* than
 random when labels are few — the head is too weak to know what it does not know, and a batch of
@@ -187,13 +194,15 @@ Shannon 1948 / Settles 2009).  Falls back to ``coverage`` without a model."""
 
 
 def coverage(model: Any, X_pool: np.ndarray, n: int, *, X_labeled: np.ndarray | None = None,
-             random_state: RandomState = None, **_: Any) -> np.ndarray:
+             batch_size: int | None = None, random_state: RandomState = None,
+             **_: Any) -> np.ndarray:
     """Cold start by typicality and coverage: TypiClust (Hacohen, Dekel & Weinshall 2022).
 
-    Cluster labeled + unlabeled embeddings into ``min(L + n, 500)`` clusters; repeatedly take the
-    cluster holding the fewest labels (ties: the largest), and from it the most *typical*
-    unlabeled item — the inverse mean distance to its 20 nearest neighbours.  Labels thus land
-    in dense, not-yet-covered regions, which is what a weak head needs most.  Needs no model.
+    Cluster labeled + unlabeled embeddings into ``min(L + B, 500)`` clusters (``B`` =
+    ``batch_size``, else ``n``); repeatedly take the cluster holding the fewest labels (ties:
+    the largest), and from it the most *typical* unlabeled item — the inverse mean distance to
+    its 20 nearest neighbours.  Labels thus land in dense, not-yet-covered regions, which is
+    what a weak head needs most.  Needs no model.
     """
     rng = _rng(random_state)
     N = len(X_pool)
@@ -209,7 +218,7 @@ def coverage(model: Any, X_pool: np.ndarray, n: int, *, X_labeled: np.ndarray | 
         Xl = np.zeros((0, Xu.shape[1]), dtype=np.float32)
     X_all = np.concatenate([Xu, Xl]) if len(Xl) else Xu
     L = len(X_labeled) if X_labeled is not None else 0
-    k = min(L + n, MAX_CLUSTERS, len(X_all))
+    k = min(L + _batch(n, batch_size), MAX_CLUSTERS, len(X_all))
     labels, _ = _kmeans(X_all, k, rng)
     u_labels, l_labels = labels[: len(Xu)], labels[len(Xu) :]
     sizes = np.bincount(labels, minlength=k)
@@ -263,23 +272,45 @@ def _typicality_order(X_all: np.ndarray, labels: np.ndarray, c: int, members: np
     return ranked
 
 
-def diversity(model: Any, X_pool: np.ndarray, n: int, *, random_state: RandomState = None,
-              **context: Any) -> np.ndarray:
+def diversity(model: Any, X_pool: np.ndarray, n: int, *, batch_size: int | None = None,
+              random_state: RandomState = None, **context: Any) -> np.ndarray:
     """Uncertain *and* diverse batch: margin pre-filter + weighted k-means.
 
     Follows Zhdanov 2019 ("Diverse mini-batch active learning"), close to cluster-margin
-    (Citovsky et al. 2021): take the ``10 n`` smallest-margin items (modAL
-    ``classifier_margin``), cluster them into ``n`` groups with k-means weighted by uncertainty,
-    and pick from each group the item nearest its centre.  A batch of top-n uncertain items is
+    (Citovsky et al. 2021): take the ``10 B`` smallest-margin items (modAL
+    ``classifier_margin``), cluster them into ``B`` groups with k-means weighted by uncertainty,
+    and pick from each group the item nearest its centre.  A batch of top-B uncertain items is
     redundant (near-duplicates around one decision boundary); this keeps the uncertainty while
-    spreading the batch.  Ordered by uncertainty.  Falls back to ``coverage`` without a model.
+    spreading the batch.  ``B`` is ``batch_size`` (else ``n``): that batch comes first, ordered
+    by uncertainty, and the rest of the ranking follows by uncertainty.  Falls back to
+    ``coverage`` without a model.
     """
     if not _has_model(model):
-        return coverage(model, X_pool, n, random_state=random_state, **context)
+        return coverage(model, X_pool, n, batch_size=batch_size, random_state=random_state,
+                        **context)
     rng = _rng(random_state)
     N = len(X_pool)
     n = min(n, N)
     uncertainty = 1.0 - _block_scores(classifier_margin, model, X_pool)
+    b = _batch(n, batch_size)
+    batch = _diverse_batch(X_pool, uncertainty, b, rng)
+    if len(batch) >= n:
+        return batch[:n]
+    rest = np.ones(N, dtype=bool)
+    rest[batch] = False
+    rest_idx = np.flatnonzero(rest)
+    return np.concatenate([batch, rest_idx[_top(uncertainty[rest_idx], n - len(batch), rng)]])
+
+
+def _batch(n: int, batch_size: int | None) -> int:
+    """The size of the batch a ranking of ``n`` is optimised for (see the module docstring)."""
+    return n if not batch_size or batch_size <= 0 else min(n, int(batch_size))
+
+
+def _diverse_batch(X_pool: np.ndarray, uncertainty: np.ndarray, n: int,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Zhdanov's batch of ``n``: see :func:`diversity`."""
+    N = len(X_pool)
     cand = _top(uncertainty, min(N, BETA * n), rng)
     if len(cand) <= n:
         return cand

@@ -319,7 +319,7 @@ def _retrain(project) -> dict | None:
         # Dashboard extras: CV confusion matrix, per-class P/R/F1, label errors, random curve.
         metrics.update(evaluate_safely(X_lab, y, item_ids=lab_ids, audit=is_audit, C=head.C_))
 
-        ranked = _rank_pool(project, ids, matrix, head, X_lab)
+        ranked = _rank_pool(project, ids, matrix, head, X_lab, row_of)
         # Predictions for every embedded item (suggestions, grid mode, exports).
         proba = _predict_in_chunks(head, matrix)
         best = proba.argmax(axis=1)
@@ -357,7 +357,7 @@ def _retrain(project) -> dict | None:
         raise
 
 
-def _rank_pool(project, ids, matrix, head, X_lab) -> list[int]:
+def _rank_pool(project, ids, matrix, head, X_lab, row_of: dict[int, int] | None = None) -> list[int]:
     """The next ``LABELER_QUERY_POOL_SIZE`` unlabeled items by the project's strategy, best first.
 
     ``head`` None: no model yet (the strategies' cold start). The ranking is optimised for its
@@ -372,7 +372,8 @@ def _rank_pool(project, ids, matrix, head, X_lab) -> list[int]:
     pool_ids = np.array([i for i in ids.tolist() if i in unlabeled], dtype=np.int64)
     if not len(pool_ids):
         return []
-    row_of = {int(i): r for r, i in enumerate(ids.tolist())}
+    if row_of is None:
+        row_of = {int(i): r for r, i in enumerate(ids.tolist())}
     X_pool = np.asarray(matrix[np.array([row_of[int(i)] for i in pool_ids])], dtype=np.float32)
     if X_lab is None:
         X_lab = np.zeros((0, X_pool.shape[1]), dtype=np.float32)

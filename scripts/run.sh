@@ -24,7 +24,8 @@ if [ -z "${REDIS_URL:-}" ]; then
 fi
 .venv/bin/python manage.py migrate --noinput -v 0
 .venv/bin/python manage.py collectstatic --noinput -v 0
-.venv/bin/python manage.py setup_demo
+# The demo (and only the demo) creates the demo admin with its public password; never in production.
+[ "${LABELER_PRODUCTION:-0}" = 1 ] || LABELER_DEMO=1 .venv/bin/python manage.py setup_demo
 
 echo "==> celery worker (log: $LABELER_DATA_DIR/log/worker.log)"
 # Background work yields the CPU to the web server: annotators must not wait on a retrain.

@@ -98,7 +98,13 @@
       animation: false,
       grid: { left: 50, right: 20, top: 35, bottom: 60 },
       legend: { top: 0 },
-      tooltip: { trigger: "axis", axisPointer: { type: "shadow" } },
+      tooltip: {
+        trigger: "axis", axisPointer: { type: "shadow" },
+        // Our own plain HTML: ECharts' default axis tooltip uses style="" attributes, which the
+        // Content-Security-Policy refuses.
+        formatter: (ps) => echarts.format.encodeHTML(ps[0].name) + ps.map((p) =>
+          "<br>" + echarts.format.encodeHTML(p.seriesName) + ": <b>" + p.value + "</b>").join(""),
+      },
       xAxis: { type: "category", data: rows.map((r) => r.name), axisLabel: { interval: 0, rotate: rows.length > 6 ? 30 : 0 } },
       yAxis: { type: "value", name: "items" },
       series: [

@@ -1,4 +1,9 @@
-"""Create the demo admin and the demo project (idempotent: safe to run on every start)."""
+"""Create the demo project, and the demo admin when run as the demo (idempotent).
+
+The demo admin has a public password (README), so it is only created when `make run` says this is
+the demo (LABELER_DEMO=1) or with --create-admin, and never in production mode: there the lead
+must be an existing account (`manage.py createsuperuser`).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from labeler.items.importing import import_folder
 from labeler.projects.models import Project, Role
@@ -53,16 +58,36 @@ class Command(BaseCommand):
             "--password", default=os.environ.get("LABELER_DEMO_PASSWORD", "labeler-demo")
         )
         parser.add_argument("--limit", type=int, default=None, help="import at most N photos")
+        parser.add_argument(
+            "--create-admin", action="store_true",
+            default=os.environ.get("LABELER_DEMO", "") == "1",
+            help="create the demo admin with the demo password if missing (default: LABELER_DEMO=1)",
+        )
+
+    def demo_user(self, opts):
+        """The project lead: the demo admin (created in the demo only) or an existing account."""
+        User = get_user_model()
+        user = User.objects.filter(username=opts["username"]).first()
+        if user is not None:
+            return user
+        if settings.PRODUCTION:
+            raise CommandError(
+                f"No user {opts['username']!r}: production mode never creates the demo admin. "
+                "Create an account with `manage.py createsuperuser` and pass --username."
+            )
+        if not opts["create_admin"]:
+            raise CommandError(
+                f"No user {opts['username']!r}. Pass --create-admin (or LABELER_DEMO=1) to create "
+                "the demo admin, or create an account with `manage.py createsuperuser`."
+            )
+        user = User.objects.create_user(
+            opts["username"], password=opts["password"], is_staff=True, is_superuser=True
+        )
+        self.stdout.write(f"Created admin user {user.username}.")
+        return user
 
     def handle(self, *args, **opts) -> None:
-        User = get_user_model()
-        user, created = User.objects.get_or_create(
-            username=opts["username"], defaults={"is_staff": True, "is_superuser": True}
-        )
-        if created:
-            user.set_password(opts["password"])
-            user.save()
-            self.stdout.write(f"Created admin user {user.username}.")
+        user = self.demo_user(opts)
         data = shared_dataset() / "train"
         if data.is_dir():
             name, classes, folder = DEMO_PROJECT, sorted(p.name for p in data.iterdir() if p.is_dir()), data

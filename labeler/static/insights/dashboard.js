@@ -100,7 +100,7 @@
       legend: { top: 0 },
       tooltip: {
         trigger: "axis", axisPointer: { type: "shadow" },
-        // Our own plain HTML: ECharts' default axis tooltip uses style="" attributes, which the
+        // Our own plain HTML: ECharts' default axis tooltip uses inline style attributes, which the
         // Content-Security-Policy refuses.
         formatter: (ps) => echarts.format.encodeHTML(ps[0].name) + ps.map((p) =>
           "<br>" + echarts.format.encodeHTML(p.seriesName) + ": <b>" + p.value + "</b>").join(""),

@@ -146,6 +146,18 @@ def test_app_pages_satisfy_the_policy_and_still_work(
     assert colour == "6px"
     v.check("item page")
 
+    # A refused POST (no CSRF token) shows our 403 page, not Django's one with an inline <style>.
+    with page.expect_navigation():
+        page.evaluate("""() => {
+            const f = document.createElement("form");
+            f.method = "post";
+            f.action = "/accounts/logout/";
+            document.body.append(f);
+            f.submit();
+        }""")
+    assert page.locator("#csrf-failure").count() == 1
+    v.check("CSRF failure page")
+
     # The watch itself works: an injected style attribute and inline script are refused and seen.
     page.evaluate("""() => {
         const d = document.createElement("div");
@@ -181,12 +193,20 @@ def test_admin_pages_satisfy_the_policy(
         "/admin/auth/user/",
         f"/admin/auth/user/{staff.pk}/change/",
         "/admin/auth/user/add/",
+        f"/admin/auth/user/{staff.pk}/password/",
+        f"/admin/auth/user/{staff.pk}/history/",
+        f"/admin/projects/project/{project.pk}/delete/",
         "/admin/items/item/",
         "/admin/annotations/annotation/",
+        "/admin/training/modelversion/",
+        "/admin/password_change/",
     ]:
         v.visit(path)
         v.check(path)
-    # The admin's own scripts still run under the policy (e.g. the collapsible nav sidebar).
+    # The admin's own scripts still run under the policy: "select all" ticks every row.
     v.visit("/admin/auth/user/")
     assert v.page.evaluate("typeof window.django === 'object'")
+    v.page.check("#action-toggle")
+    assert v.page.locator("input.action-select:checked").count() == 1
+    v.check("admin actions")
     v.context.close()

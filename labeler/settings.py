@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from labeler import security_settings as sec
 from labeler.envvars import env_bool, env_int
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -18,6 +19,11 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("LABELER_DATA_DIR", BASE_DIR / "var")).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
+# Production mode, the secret key (required in production; locally generated into DATA_DIR) and
+# the TLS/CSP settings further down: labeler/security_settings.py, docs/security.md.
+PRODUCTION = sec.PRODUCTION
+DEBUG = sec.debug_setting()
+SECRET_KEY = sec.secret_key(DATA_DIR, PRODUCTION)
 ALLOWED_HOSTS = [h for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
@@ -165,23 +171,18 @@ LOGGING = {
 
 # --- Security: production mode, secret key, TLS behind a proxy, CSP -------------------------
 # All in labeler/security_settings.py (docs/security.md explains each variable).
-from labeler import security_settings as _sec  # noqa: E402
-
-PRODUCTION = _sec.PRODUCTION
-DEBUG = _sec.debug_setting()
-SECRET_KEY = _sec.secret_key(DATA_DIR, PRODUCTION)
-SECURE_PROXY_SSL_HEADER = _sec.SECURE_PROXY_SSL_HEADER
-SESSION_COOKIE_SECURE = _sec.SESSION_COOKIE_SECURE
-CSRF_COOKIE_SECURE = _sec.CSRF_COOKIE_SECURE
-SECURE_SSL_REDIRECT = _sec.SECURE_SSL_REDIRECT
-SECURE_REDIRECT_EXEMPT = _sec.SECURE_REDIRECT_EXEMPT
-SECURE_HSTS_SECONDS = _sec.SECURE_HSTS_SECONDS
-SECURE_HSTS_INCLUDE_SUBDOMAINS = _sec.SECURE_HSTS_INCLUDE_SUBDOMAINS
-SECURE_HSTS_PRELOAD = _sec.SECURE_HSTS_PRELOAD
-SESSION_COOKIE_HTTPONLY = _sec.SESSION_COOKIE_HTTPONLY
-X_FRAME_OPTIONS = _sec.X_FRAME_OPTIONS
-SILENCED_SYSTEM_CHECKS = _sec.SILENCED_SYSTEM_CHECKS
-CONTENT_SECURITY_POLICY = _sec.CONTENT_SECURITY_POLICY
+SECURE_PROXY_SSL_HEADER = sec.SECURE_PROXY_SSL_HEADER
+SESSION_COOKIE_SECURE = sec.SESSION_COOKIE_SECURE
+CSRF_COOKIE_SECURE = sec.CSRF_COOKIE_SECURE
+SECURE_SSL_REDIRECT = sec.SECURE_SSL_REDIRECT
+SECURE_REDIRECT_EXEMPT = sec.SECURE_REDIRECT_EXEMPT
+SECURE_HSTS_SECONDS = sec.SECURE_HSTS_SECONDS
+SECURE_HSTS_INCLUDE_SUBDOMAINS = sec.SECURE_HSTS_INCLUDE_SUBDOMAINS
+SECURE_HSTS_PRELOAD = sec.SECURE_HSTS_PRELOAD
+SESSION_COOKIE_HTTPONLY = sec.SESSION_COOKIE_HTTPONLY
+X_FRAME_OPTIONS = sec.X_FRAME_OPTIONS
+SILENCED_SYSTEM_CHECKS = sec.SILENCED_SYSTEM_CHECKS
+CONTENT_SECURITY_POLICY = sec.CONTENT_SECURITY_POLICY
 INSTALLED_APPS += ["csp"]
 # Right after SecurityMiddleware, so every response (admin and errors included) gets the header.
 MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,

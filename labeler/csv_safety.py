@@ -12,10 +12,16 @@ numbers stay numbers: Python ints and floats are left alone, and so is text that
 decimal number (``-0.25``, ``+3``, ``1e-5``), which a spreadsheet reads as that number and
 never as a formula. defusedcsv was not used: it misses tab and carriage return and rewrites
 ``|`` inside cells.
+
+Rows end in CRLF (RFC 4180): Python's csv module quotes a cell only for the characters of its
+line terminator, so with ``\n`` alone a bare ``\r`` in a file name was written unquoted and
+readers (spreadsheets included) split the row there, which also unmasked the rest of the cell.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections.abc import Iterable
 
@@ -34,3 +40,10 @@ def neutralise(value: object) -> object:
 def neutralise_row(values: Iterable[object]) -> list[object]:
     """A row ready for ``csv.writer(...).writerow``: every cell through :func:`neutralise`."""
     return [neutralise(v) for v in values]
+
+
+def csv_line(values: Iterable[object]) -> str:
+    """One CSV row (CRLF-terminated, cells with line breaks quoted), neutralised."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n").writerow(neutralise_row(values))
+    return buf.getvalue()

@@ -21,8 +21,6 @@ latest label winning ties (worker.tasks._current_labels).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 import zipfile
@@ -35,7 +33,7 @@ import numpy as np
 from django.conf import settings
 
 from labeler.annotations.models import Annotation
-from labeler.csv_safety import neutralise_row
+from labeler.csv_safety import csv_line
 from labeler.items.models import Item
 from labeler.items.validation import IMAGE_EXTENSIONS
 from labeler.projects.models import Project
@@ -116,9 +114,7 @@ def iter_rows(project: Project, labels: dict[int, int], audit: set[int],
 
 def _csv_line(values: list) -> bytes:
     """One CSV row; cells a spreadsheet would run as formulas are neutralised."""
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow(neutralise_row(values))
-    return buf.getvalue().encode("utf-8")
+    return csv_line(values).encode("utf-8")
 
 
 # ---------------------------------------------------------------------------- CSV / JSON / COCO

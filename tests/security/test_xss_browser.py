@@ -164,8 +164,8 @@ def test_no_attacker_script_runs_on_any_page(live_server, browser, hostile, redi
             lead_page.locator(".map-tip").wait_for(state="visible", timeout=5000)
             shown.append(lead_page.locator(".map-tip").inner_text())
             lead_page.mouse.move(box["x"] + 2, box["y"] + 2)
-    assert any(UI_CLASS in t for t in shown) and any(XSS_CLASSES[0] in t for t in shown)
     attack.check(lead_page, "map tooltips")
+    assert any(UI_CLASS in t for t in shown) and any(XSS_CLASSES[0] in t for t in shown)
 
     # Label errors, an item page, the settings page, the lead's labeling and grid pages.
     _visit(lead_page, attack, f"{base}/projects/{pid}/label-errors/?all=1")

@@ -21,8 +21,6 @@ latest label winning ties (worker.tasks._current_labels).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 import zipfile
@@ -35,7 +33,9 @@ import numpy as np
 from django.conf import settings
 
 from labeler.annotations.models import Annotation
+from labeler.csv_safety import csv_line
 from labeler.items.models import Item
+from labeler.items.validation import IMAGE_EXTENSIONS
 from labeler.projects.models import Project
 from labeler.training.models import ModelVersion
 
@@ -94,7 +94,8 @@ class Naming:
         base = PurePosixPath(item.original_name.replace("\\", "/").split(":")[-1]).name
         stored_ext = PurePosixPath(item.image.name).suffix
         base = _safe(base, f"item-{item.pk}{stored_ext}")
-        if not PurePosixPath(base).suffix and stored_ext:
+        if PurePosixPath(base).suffix.lower() not in IMAGE_EXTENSIONS and stored_ext:
+            # The stored extension is the decoded format's: evil.html (a JPEG) -> evil.html.jpg.
             base += stored_ext
         name = base
         if name.lower() in self.used:
@@ -112,9 +113,8 @@ def iter_rows(project: Project, labels: dict[int, int], audit: set[int],
 
 
 def _csv_line(values: list) -> bytes:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow(values)
-    return buf.getvalue().encode("utf-8")
+    """One CSV row; cells a spreadsheet would run as formulas are neutralised."""
+    return csv_line(values).encode("utf-8")
 
 
 # ---------------------------------------------------------------------------- CSV / JSON / COCO

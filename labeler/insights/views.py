@@ -180,7 +180,9 @@ def thumb(request: HttpRequest, item_id: int) -> FileResponse:
         path = thumbs.thumbnail_for(item)
     except (FileNotFoundError, OSError) as exc:
         raise Http404("Image missing or unreadable.") from exc
-    response = FileResponse(open(path, "rb"), content_type="image/jpeg")
+    # Always a JPEG that Pillow wrote (thumbs.make_thumb), whatever the original was.
+    response = FileResponse(open(path, "rb"), content_type="image/jpeg",
+                            filename=f"thumb-{item_id}.jpg")
     response["Cache-Control"] = "private, max-age=86400, immutable"
     response["X-Content-Type-Options"] = "nosniff"
     return response

@@ -77,11 +77,16 @@ class Importer:
             width=info.width,
             height=info.height,
         )
-        item.image.save(Path(name).name or "image", ContentFile(data), save=False)
+        # The stored name's extension is the decoded format's, never the client's: a JPEG named
+        # evil.html is stored (and served) as a JPEG.
+        item.image.save(f"image.{info.type.extension}", ContentFile(data), save=False)
         item.save()
         self.report.created.append(item.pk)
         if label:
-            self._label(item, label)
+            try:
+                self._label(item, label)
+            except ValueError as exc:  # a folder name that is no valid class name
+                self.report.errors[name] = f"imported without a label: {exc}"
         return item
 
     def _label(self, item: Item, class_name: str) -> None:

@@ -19,7 +19,28 @@ from django.conf import settings
 from PIL import Image, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
-IMAGE_FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"}
+
+
+@dataclass(frozen=True)
+class ImageType:
+    """How a decoded format is stored and served: never taken from the client's file name."""
+
+    extension: str
+    content_type: str
+
+
+# Pillow format name -> stored extension and served type. Only these are imported or served.
+IMAGE_TYPES = {
+    "JPEG": ImageType("jpg", "image/jpeg"),
+    "MPO": ImageType("jpg", "image/jpeg"),  # multi-picture JPEG (cameras): a JPEG to browsers
+    "PNG": ImageType("png", "image/png"),
+    "WEBP": ImageType("webp", "image/webp"),
+    "GIF": ImageType("gif", "image/gif"),
+    "BMP": ImageType("bmp", "image/bmp"),
+    "TIFF": ImageType("tif", "image/tiff"),
+}
+IMAGE_FORMATS = set(IMAGE_TYPES)
+_DECODERS = sorted(IMAGE_FORMATS - {"MPO"})  # Pillow opens MPO files with its JPEG decoder
 
 
 class InvalidUpload(ValueError):
@@ -31,6 +52,23 @@ class ImageInfo:
     format: str
     width: int
     height: int
+
+    @property
+    def type(self) -> ImageType:
+        return IMAGE_TYPES[self.format]
+
+
+def detect_type(fileobj: BinaryIO) -> ImageType | None:
+    """The type of a stored image from its first bytes (Pillow reads only the header), or None
+    when it is none of IMAGE_TYPES. The file position is restored, so it can be served next."""
+    start = fileobj.tell()
+    try:
+        with Image.open(fileobj, formats=_DECODERS) as img:
+            return IMAGE_TYPES.get(img.format or "")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return None
+    finally:
+        fileobj.seek(start)
 
 
 def check_image(data: bytes, name: str = "") -> ImageInfo:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import mimetypes
-
 from django.http import FileResponse, Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET
@@ -11,18 +9,30 @@ from django.views.decorators.http import require_GET
 from labeler.projects.access import get_project_for
 
 from .models import Item
+from .validation import detect_type
 
 
 @require_GET
 def item_image(request: HttpRequest, item_id: int) -> FileResponse:
+    """The original image, typed by its decoded content (never by a stored or client name).
+
+    Files stored before names came from the content (e.g. ``<sha>.html`` holding a JPEG with
+    HTML appended) are so served as the image they are; anything that is not one of the
+    imported image formats is refused rather than served as something a browser may run.
+    """
     item = get_object_or_404(Item.objects.only("project_id", "image"), pk=item_id)
     get_project_for(request.user, item.project_id)
     try:
         handle = item.image.open("rb")
     except FileNotFoundError as exc:
         raise Http404("Image file missing.") from exc
-    content_type = mimetypes.guess_type(item.image.name)[0] or "application/octet-stream"
-    response = FileResponse(handle, content_type=content_type)
+    kind = detect_type(handle)
+    if kind is None:
+        handle.close()
+        raise Http404("Not a servable image.")
+    response = FileResponse(
+        handle, content_type=kind.content_type, filename=f"item-{item_id}.{kind.extension}"
+    )
     # Content-addressed files never change: let the browser cache them (private: needs login).
     response["Cache-Control"] = "private, max-age=86400, immutable"
     response["X-Content-Type-Options"] = "nosniff"

@@ -1,6 +1,6 @@
 from django import forms
 
-from .models import Project
+from .models import HOTKEY_ORDER, LabelClass, Project
 
 
 class ProjectForm(forms.ModelForm):
@@ -20,4 +20,14 @@ class ProjectForm(forms.ModelForm):
             raise forms.ValidationError("Give at least one class.")
         if len(set(names)) != len(names):
             raise forms.ValidationError("Class names must be unique.")
+        if len(names) > len(HOTKEY_ORDER):
+            raise forms.ValidationError(f"At most {len(HOTKEY_ORDER)} classes (one hotkey each).")
+        # The model's limit (SQLite would store any length; PostgreSQL would fail with a 500).
+        limit = LabelClass._meta.get_field("name").max_length
+        for name in names:
+            if len(name) > limit:
+                raise forms.ValidationError(
+                    f"Class names have at most {limit} characters; "
+                    f"“{name[:20]}…” has {len(name)}."
+                )
         return names

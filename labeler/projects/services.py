@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from .models import CLASS_COLORS, HOTKEY_ORDER, LabelClass, Membership, Project, Role
@@ -32,6 +33,18 @@ def create_project(
     return project
 
 
+def _validated(label: LabelClass) -> LabelClass:
+    """The class if the model's own rules hold (name length from max_length, which SQLite does
+    not enforce; one name per project); else ValueError with a message for the user."""
+    try:
+        label.full_clean()
+    except ValidationError as exc:
+        fields = exc.message_dict
+        text = " ".join(m for msgs in fields.values() for m in msgs)
+        raise ValueError(f"Class name: {text}" if "name" in fields else text) from exc
+    return label
+
+
 def add_class(project: Project, name: str, *, order: int | None = None) -> LabelClass:
     existing = list(project.classes.all())
     if order is None:
@@ -39,9 +52,9 @@ def add_class(project: Project, name: str, *, order: int | None = None) -> Label
     used = {c.hotkey for c in existing}
     hotkey = next((k for k in HOTKEY_ORDER if k not in used), "")
     color = CLASS_COLORS[len(existing) % len(CLASS_COLORS)]
-    return LabelClass.objects.create(
-        project=project, name=name, order=order, hotkey=hotkey, color=color
-    )
+    label = LabelClass(project=project, name=name, order=order, hotkey=hotkey, color=color)
+    _validated(label).save(force_insert=True)
+    return label
 
 
 def set_member(project: Project, user: AbstractBaseUser, role: str) -> Membership:
@@ -76,6 +89,13 @@ def update_settings(project: Project, **fields) -> Project:
         raise ValueError("Retrain every: at most 10,000 labels.")
     for key, value in fields.items():
         setattr(project, key, value)
+    try:  # the model's own limits too (max_length, which SQLite does not enforce)
+        project.clean_fields(exclude=[f.name for f in Project._meta.fields if f.name not in fields])
+    except ValidationError as exc:
+        raise ValueError(" ".join(
+            f"{key.replace('_', ' ').capitalize()}: {' '.join(msgs)}"
+            for key, msgs in exc.message_dict.items()
+        )) from exc
     project.save(update_fields=list(fields))
     return project
 
@@ -109,7 +129,7 @@ def rename_class(label: LabelClass, name: str) -> LabelClass:
     if LabelClass.objects.filter(project=label.project_id, name=name).exclude(pk=label.pk).exists():
         raise ValueError(f"There is already a class named {name!r}.")
     label.name = name
-    label.save(update_fields=["name"])
+    _validated(label).save(update_fields=["name"])
     return label
 
 

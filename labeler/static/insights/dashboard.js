@@ -4,6 +4,8 @@
   const data = JSON.parse(document.getElementById("chart-data").textContent);
   const charts = [];
   const pct = (v) => (v == null ? "–" : (100 * v).toFixed(1) + " %");
+  // Tooltip formatters return HTML (ECharts sets innerHTML): names go through esc.
+  const esc = window.escapeHtml; // labeler/escape.js
 
   function make(id) {
     const el = document.getElementById(id);
@@ -79,7 +81,7 @@
           if (p.seriesName.startsWith("Accuracy on audit")) return "v" + v[2] + " · " + v[0] + " labels<br>audit accuracy " + pct(v[1]) + " (n=" + v[3] + ")";
           if (p.seriesName.startsWith("Cross")) return "v" + v[2] + " · " + v[0] + " labels<br>CV accuracy " + pct(v[1]);
           if (p.seriesName.indexOf("measured") >= 0) return "random, " + v[0] + " labels<br>" + pct(v[1]) + " ± " + pct(v[2]);
-          return p.seriesName + "<br>" + v[0] + " labels: " + pct(v[1]);
+          return esc(p.seriesName) + "<br>" + esc(v[0]) + " labels: " + pct(v[1]);
         },
       },
       xAxis: { type: "value", name: "labels", nameLocation: "middle", nameGap: 28, min: 0 },
@@ -134,7 +136,7 @@
         animation: false,
         grid: { left: 95, right: 20, top: 10, bottom: 80 },
         tooltip: {
-          formatter: (p) => "given <b>" + cm.classes[p.value[1]] + "</b>, predicted <b>" + cm.classes[p.value[0]] + "</b><br>" + p.value[3] + " items (" + pct(p.value[2]) + " of the row)",
+          formatter: (p) => "given <b>" + esc(cm.classes[p.value[1]]) + "</b>, predicted <b>" + esc(cm.classes[p.value[0]]) + "</b><br>" + esc(p.value[3]) + " items (" + pct(p.value[2]) + " of the row)",
         },
         xAxis: { type: "category", data: cm.classes, name: "predicted", nameLocation: "middle", nameGap: 60, axisLabel: { rotate: 40, interval: 0 } },
         yAxis: { type: "category", data: cm.classes, inverse: true, axisLabel: { interval: 0 } },

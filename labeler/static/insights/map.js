@@ -7,6 +7,7 @@
   const el = document.getElementById("map");
   const statusEl = document.getElementById("map-status");
   const NONE = 255;
+  const esc = window.escapeHtml; // labeler/escape.js
   const chart = echarts.init(el, null, { renderer: "canvas" });
   window.addEventListener("resize", () => chart.resize());
   let state = null; // decoded payload
@@ -95,9 +96,10 @@
     const id = state.ids[i];
     const url = config.thumbUrl.replace("{id}", id);
     const conf = state.pred[i] === NONE ? "" : " (" + Math.round((100 * state.conf[i]) / 255) + " %)";
-    return '<div class="map-tip"><img src="' + url + '" width="160" height="160" alt="">' +
-      "<div>item " + id + "<br>label: <b>" + className(state.label[i]) + "</b><br>predicted: " +
-      className(state.pred[i]) + conf + "</div></div>";
+    // ECharts puts this string into innerHTML: every value is escaped (class names are users').
+    return '<div class="map-tip"><img src="' + esc(url) + '" width="160" height="160" alt="">' +
+      "<div>item " + esc(id) + "<br>label: <b>" + esc(className(state.label[i])) + "</b><br>predicted: " +
+      esc(className(state.pred[i])) + esc(conf) + "</div></div>";
   }
 
   // Canvas position of an item's point (used by tests, and handy from the console).

@@ -40,9 +40,12 @@
       b.className = "class-button";
       b.dataset.label = c.id;
       b.style.setProperty("--c", c.color || "#888");
-      b.innerHTML = "<kbd></kbd> <span></span>";
-      b.querySelector("kbd").textContent = c.hotkey || "";
-      b.querySelector("span").textContent = c.name;
+      // DOM nodes and textContent only: class names are users' strings.
+      const kbd = document.createElement("kbd");
+      kbd.textContent = c.hotkey || "";
+      const name = document.createElement("span");
+      name.textContent = c.name;
+      b.append(kbd, " ", name);
       b.addEventListener("click", () => { b.blur(); label(c.id); });
       box.appendChild(b);
     }
@@ -50,9 +53,10 @@
     for (const c of cfg.classes) {
       if (!c.hotkey) continue;
       const row = document.createElement("tr");
-      row.innerHTML = "<td><kbd></kbd></td><td></td>";
-      row.querySelector("kbd").textContent = c.hotkey;
-      row.cells[1].textContent = c.name;
+      const kbd = document.createElement("kbd");
+      kbd.textContent = c.hotkey;
+      row.insertCell().append(kbd);
+      row.insertCell().textContent = c.name;
       help.appendChild(row);
     }
   }

@@ -87,8 +87,7 @@ def test_every_url_has_a_rule():
 
 
 @pytest.fixture
-def world(client, make_user, project_factory, add_images, settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only
+def world(client, make_user, project_factory, add_images):
     own, other = project_factory("Own"), project_factory("Other")
     add_images(own, 2)
     add_images(other, 2)

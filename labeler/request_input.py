@@ -125,7 +125,8 @@ class ScalarMixin:
 
     def to_python(self, value: Any) -> Any:
         if isinstance(value, (list, dict, bool)):
-            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+            message = self.error_messages.get("invalid", "Give one value, not a list or object.")
+            raise forms.ValidationError(message, code="invalid")
         return super().to_python(value)
 
 

@@ -90,15 +90,25 @@ def read_json(request: HttpRequest) -> dict:
 
 
 def clean(form_class: type[forms.Form], data: Mapping) -> dict:
-    """Validate `data` (a JSON object, request.GET or request.POST) with `form_class`."""
-    form = form_class(data=data)
-    if form.is_valid():
-        return form.cleaned_data
-    errors = {name: [e["message"] for e in errs] for name, errs in form.errors.get_json_data().items()}
-    message = "; ".join(
-        (f"{name.replace('_', ' ')}: " if name != "__all__" else "") + " ".join(msgs)
-        for name, msgs in errors.items()
-    )
+    """Validate `data` (a JSON object, request.GET or request.POST) with `form_class`'s fields.
+
+    The form classes serve as schemas: each declared field cleans its value. Cleaning with the
+    fields directly skips the form's per-instance deep copy of its fields, a quarter of a
+    millisecond on every label saved; so forms used here must not rely on clean() hooks.
+    """
+    if form_class.clean is not forms.Form.clean or any(
+        hasattr(form_class, f"clean_{name}") for name in form_class.base_fields
+    ):
+        raise TypeError(f"{form_class.__name__} has clean() hooks; bind it as a form instead.")
+    cleaned, errors = {}, {}
+    for name, field in form_class.base_fields.items():
+        try:
+            cleaned[name] = field.clean(data.get(name))
+        except forms.ValidationError as exc:
+            errors[name] = exc.messages
+    if not errors:
+        return cleaned
+    message = "; ".join(f"{name.replace('_', ' ')}: {' '.join(msgs)}" for name, msgs in errors.items())
     raise InvalidInput(message, errors)
 
 

@@ -12,6 +12,7 @@ import functools
 import json
 import re
 from collections.abc import Callable, Mapping
+from itertools import accumulate
 from typing import Any
 
 from django import forms
@@ -21,9 +22,12 @@ MAX_JSON_BYTES = 256 * 1024  # the largest body a page sends is a grid confirm (
 MAX_JSON_DEPTH = 32
 ID_MAX = 2**63 - 1  # ids are 64-bit (BigAutoField) on every database
 
-# A JSON string, matched possessively (no backtracking), so strings can be skipped in the scan.
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*+"', re.DOTALL)
-_BRACKET = re.compile(r"[\[\]{}]")
+# A JSON string, up to its closing quote or the end of the text: every match that starts at a
+# quote succeeds, and possessively (no backtracking), so skipping strings is linear whatever the
+# input (an unterminated string must not make the scan restart at each later quote).
+_STRING = re.compile(r'"(?:[^"\\]|\\.?)*+(?:"|\Z)', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
 class InvalidInput(ValueError):
@@ -39,11 +43,8 @@ class InvalidInput(ValueError):
 
 def nesting_depth(text: str) -> int:
     """How deep arrays and objects nest in JSON `text` (brackets inside strings don't count)."""
-    depth = deepest = 0
-    for bracket in _BRACKET.findall(_STRING.sub('""', text)):
-        depth += 1 if bracket in "[{" else -1
-        deepest = max(deepest, depth)
-    return deepest
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
 
 
 def _no_constants(name: str) -> float:

@@ -13,6 +13,7 @@ from django.urls import path, reverse
 from labeler.annotations.queue import next_items
 from labeler.projects.models import Role
 from labeler.projects.services import set_member
+from labeler.request_input import nesting_depth
 
 pytestmark = pytest.mark.django_db
 
@@ -61,12 +62,22 @@ def test_label_api_refuses_seconds_that_are_not_a_number(annotator, seconds):
     b'{"item": "\xff"}',
     '{"item": 1' + "9" * 5000 + "}",
     "[1, 2]",
+    '"' + '\\"' * 120_000,  # an unterminated string of escaped quotes: scanned in linear time
+    "{" * 300_000,  # over the size limit
 ])
 def test_hostile_bodies_are_400(annotator, body):
     client, project, _ = annotator
     for name in ("annotations:annotate", "annotations:skip", "annotations:grid_confirm"):
         status, payload = post_json(client, reverse(name, args=[project.pk]), body)
         assert status == 400 and payload["error"], (name, payload)
+
+
+@pytest.mark.parametrize("text, depth", [
+    ("{}", 1), ('{"a": [1, {"b": 2}]}', 3), ('["[[[", "]"]', 1), ('["\\"[[", 1]', 1),
+    ('"[[[', 0), ("", 0),
+])
+def test_nesting_depth(text, depth):
+    assert nesting_depth(text) == depth
 
 
 def test_brackets_inside_strings_do_not_count_as_nesting(annotator):

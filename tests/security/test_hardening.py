@@ -4,6 +4,8 @@ folder, login failures throttled, a removed member's leases released."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from labeler.items.models import Item
 from labeler.projects.models import Membership, Role
 from labeler.projects.services import set_member, weights_in_folder
 
-from ..conftest import jpeg_bytes
+from ..conftest import jpeg_bytes, wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -154,3 +156,36 @@ def test_deleting_a_membership_in_the_admin_releases_leases(make_user, project_f
     next_items(project, annotator, 2)
     Membership.objects.filter(project=project, user=annotator).delete()  # what the admin does
     assert Item.objects.filter(leased_by=annotator).count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_import_killed_mid_way_leaves_files_the_sweep_removes(project_factory, settings,
+                                                                  tmp_path):
+    """SIGKILL an import between two commits: its last block's rows roll back, its files stay
+    (nothing in the process can clean up); sweep_media then removes exactly those."""
+    from ..conftest import REPO, _test_database_url
+
+    project = project_factory()
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(600):
+        (folder / f"{i:04d}.jpg").write_bytes(jpeg_bytes((i % 256, i // 256, 7), size=(16, 16)))
+    env = dict(os.environ, DATABASE_URL=_test_database_url(), LABELER_ERROR_LOG="",
+               LABELER_MEDIA_ROOT=str(settings.MEDIA_ROOT), DJANGO_SETTINGS_MODULE="labeler.settings")
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "import_images", str(project.pk), str(folder)],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    items = Path(settings.MEDIA_ROOT) / "items"
+    try:
+        wait_for(lambda: len(media_files(settings)) >= 220 or proc.poll() is not None, 120, 0.005,
+                 "the import to write its second block")
+    finally:
+        proc.kill()
+        proc.wait(10)
+    on_disk = {p.relative_to(settings.MEDIA_ROOT).as_posix() for p in items.rglob("*") if p.is_file()}
+    referenced = set(Item.objects.filter(project=project).values_list("image", flat=True))
+    assert referenced < on_disk, "the kill came between blocks; no orphans to sweep"
+    call_command("sweep_media", min_age=0)
+    left = {p.relative_to(settings.MEDIA_ROOT).as_posix() for p in items.rglob("*") if p.is_file()}
+    assert left == referenced

@@ -7,6 +7,7 @@ machine and production deploys only set variables (12-factor style).
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -135,6 +136,8 @@ LABELER_EMBED_BATCH_SIZE = env_int("LABELER_EMBED_BATCH_SIZE", 0)  # 0 = featuri
 # Items embedded per task run; the task re-enqueues itself until done (resumable backfill).
 LABELER_EMBED_CHUNK = env_int("LABELER_EMBED_CHUNK", 1024)
 LABELER_QUERY_POOL_SIZE = env_int("LABELER_QUERY_POOL_SIZE", 300)
+# Custom backbone weights: a lead may pick only checkpoint files inside this folder (empty: no
+# custom weights). The worker also looks here for official checkpoints (worker.ml.backbones).
 LABELER_WEIGHTS_DIR = os.environ.get("LABELER_WEIGHTS_DIR", "")
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -158,14 +161,33 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("LABELER_BROKER_VISIBILITY_TIMEOUT", 1800)
 }
 
+# --- Logging: unexpected errors with their traceback --------------------------------------
+# Django's default sends the traceback of a 500 only to the admins' e-mail when DEBUG is off,
+# i.e. nowhere here. Errors go to stderr (the terminal of `make run`, gunicorn's error log) and,
+# unless LABELER_ERROR_LOG is set empty, to an error log file in the data folder.
+ERROR_LOG = os.environ.get("LABELER_ERROR_LOG", str(DATA_DIR / "log" / "errors.log"))
+_LOG_HANDLERS = ["console", "errors"] if ERROR_LOG else ["console"]
+if ERROR_LOG:
+    Path(ERROR_LOG).parent.mkdir(parents=True, exist_ok=True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},  # stderr
+        **({"errors": {
+            "class": "logging.handlers.WatchedFileHandler", "filename": ERROR_LOG,
+            "formatter": "plain", "level": "ERROR",
+        }} if ERROR_LOG else {}),
+    },
     "loggers": {
-        "labeler": {"handlers": ["console"], "level": "INFO"},
-        "worker": {"handlers": ["console"], "level": "INFO"},
+        "labeler": {"handlers": _LOG_HANDLERS, "level": "INFO"},
+        "worker": {"handlers": _LOG_HANDLERS, "level": "INFO"},
+        # A 500: the request's exception with its traceback (4xx are WARNING, not logged here).
+        "django.request": {"handlers": _LOG_HANDLERS, "level": "ERROR", "propagate": False},
+        # Refused hosts, oversized bodies and other suspicious requests.
+        "django.security": {"handlers": _LOG_HANDLERS, "level": "WARNING", "propagate": False},
+        "axes": {"handlers": _LOG_HANDLERS, "level": "WARNING", "propagate": False},
     },
 }
 
@@ -187,3 +209,24 @@ INSTALLED_APPS += ["csp"]
 # Right after SecurityMiddleware, so every response (admin and errors included) gets the header.
 MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
                   "csp.middleware.CSPMiddleware")
+
+# --- Login throttling (django-axes) --------------------------------------------------------
+# After LABELER_LOGIN_FAILURE_LIMIT failed logins for one account from one address, further
+# attempts are refused (HTTP 429) for LABELER_LOGIN_COOLOFF_MINUTES, even with the right
+# password. LABELER_LOGIN_LOCKOUT lists what a lock applies to, comma-separated groups with
+# '+' for combinations (axes' AXES_LOCKOUT_PARAMETERS): "username+ip_address" by default.
+INSTALLED_APPS += ["axes"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]  # last, as axes requires
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LABELER_LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LABELER_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [
+    group.split("+") if "+" in group else group
+    for group in os.environ.get("LABELER_LOGIN_LOCKOUT", "username+ip_address").split(",")
+    if group
+]
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ADMIN = True

@@ -194,7 +194,9 @@ def _claim(cursor, candidates, project, user, now, expires, audit: bool, want: i
     return won
 
 
-def release_leases(project: Project, user: AbstractBaseUser, item_ids: Iterable[int] | None = None) -> int:
+def release_leases(
+    project: Project | int, user: AbstractBaseUser | int, item_ids: Iterable[int] | None = None
+) -> int:
     """Give back what `user` holds (all, or the given items), so others can take it at once."""
     qs = Item.objects.filter(project=project, leased_by=user)
     if item_ids is not None:

@@ -12,6 +12,7 @@ from labeler.items.models import Item
 from labeler.projects.models import LabelClass
 
 from .models import Annotation, Skip, Source
+from .queue import release_leases
 
 
 class AnnotationError(ValueError):
@@ -127,9 +128,7 @@ def skip_item(item: Item, user: AbstractBaseUser, reason: str = "") -> Skip:
     skip, _ = Skip.objects.update_or_create(
         item=item, annotator=user, defaults={"reason": (reason or "")[:200]}
     )
-    Item.objects.filter(pk=item.pk, leased_by=user).update(
-        leased_by=None, lease_expires_at=None, lease_is_audit=False
-    )
+    release_leases(item.project_id, user, [item.pk])
     return skip
 
 
@@ -142,9 +141,6 @@ def confirm_grid(
     for item in items:
         _, was_created = save_annotation(item, label, user, source=Source.GRID)
         created += was_created
-    ids = [i.pk for i in rejected]
-    if ids:
-        Item.objects.filter(pk__in=ids, leased_by=user).update(
-            leased_by=None, lease_expires_at=None, lease_is_audit=False
-        )
+    if rejected:
+        release_leases(label.project_id, user, [i.pk for i in rejected])
     return created

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -13,7 +11,9 @@ from django.views.decorators.http import require_GET, require_POST
 from labeler.items.models import Item
 from labeler.projects.access import get_project_for
 from labeler.projects.models import LabelClass, Project
+from labeler.request_input import ID_MAX, clean, clean_json, json_errors
 
+from .forms import AnnotateForm, GridConfirmForm, GridItemsQuery, NextQuery, SkipForm
 from .queue import grid_items, next_items
 from .services import AnnotationError, confirm_grid, save_annotation, skip_item
 
@@ -58,6 +58,8 @@ def item_and_label(project: Project, item_id: int, label_id: int) -> tuple[Item,
     One query for both, loading only what saving a label needs (other fields stay deferred):
     this runs on every label of every annotator.
     """
+    if not (0 < item_id <= ID_MAX and 0 < label_id <= ID_MAX):
+        return None  # the raw query would overflow
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT i.id, i.leased_by_id, i.lease_is_audit FROM {Item._meta.db_table} i"
@@ -95,37 +97,31 @@ def item_payload(item: Item) -> dict:
 
 
 @require_GET
+@json_errors
 def api_next(request: HttpRequest, project_id: int) -> JsonResponse:
     project = get_project_for(request.user, project_id)
-    try:
-        n = max(1, min(int(request.GET.get("n", "1")), 20))
-        exclude = [int(x) for x in request.GET.get("exclude", "").split(",") if x.strip()]
-    except ValueError:
-        return JsonResponse({"error": "n and exclude must be integers."}, status=400)
-    items = next_items(project, request.user, n, exclude=exclude)
+    query = clean(NextQuery, request.GET)
+    n = max(1, min(query["n"] or 1, 20))
+    items = next_items(project, request.user, n, exclude=query["exclude"])
     return JsonResponse({"items": [item_payload(i) for i in items]})
 
 
 @require_POST
+@json_errors
 def api_annotate(request: HttpRequest, project_id: int) -> JsonResponse:
     project = get_project_for(request.user, project_id)
-    try:
-        body = json.loads(request.body or b"{}")
-        item_id = int(body["item"])
-        label_id = int(body["label"])
-    except (ValueError, KeyError, TypeError):
-        return JsonResponse({"error": "Send JSON with integer 'item' and 'label'."}, status=400)
-    found = item_and_label(project, item_id, label_id)
+    body = clean_json(request, AnnotateForm)
+    found = item_and_label(project, body["item"], body["label"])
     if found is None:
         return JsonResponse({"error": "Unknown item or class for this project."}, status=404)
     item, label = found
     try:
         annotation, created = save_annotation(
             item, label, request.user,
-            seconds_spent=float(body.get("seconds") or 0.0),
-            client_id=body.get("client_id"),
+            seconds_spent=body["seconds"] or 0.0,
+            client_id=body["client_id"],
         )
-    except (AnnotationError, ValueError) as exc:
+    except AnnotationError as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     return JsonResponse(
         {"id": annotation.pk, "item": item.pk, "label": annotation.label_id, "created": created},
@@ -133,38 +129,25 @@ def api_annotate(request: HttpRequest, project_id: int) -> JsonResponse:
     )
 
 
-def _json_body(request: HttpRequest) -> dict:
-    try:
-        body = json.loads(request.body or b"{}")
-    except ValueError as exc:
-        raise AnnotationError("Send a JSON object.") from exc
-    if not isinstance(body, dict):
-        raise AnnotationError("Send a JSON object.")
-    return body
-
-
 @require_POST
+@json_errors
 def api_skip(request: HttpRequest, project_id: int) -> JsonResponse:
     project = get_project_for(request.user, project_id)
-    try:
-        body = _json_body(request)
-        item = Item.objects.filter(pk=int(body["item"]), project=project).first()
-    except (AnnotationError, KeyError, TypeError, ValueError):
-        return JsonResponse({"error": "Send JSON with an integer 'item'."}, status=400)
+    body = clean_json(request, SkipForm)
+    item = Item.objects.filter(pk=body["item"], project=project).first()
     if item is None:
         return JsonResponse({"error": "Unknown item for this project."}, status=404)
-    skip = skip_item(item, request.user, str(body.get("reason") or ""))
+    skip = skip_item(item, request.user, body["reason"])
     return JsonResponse({"item": item.pk, "skipped": True, "reason": skip.reason})
 
 
 @require_GET
+@json_errors
 def api_grid_items(request: HttpRequest, project_id: int) -> JsonResponse:
     project = get_project_for(request.user, project_id)
-    try:
-        label_id = int(request.GET["label"])
-        n = max(1, min(int(request.GET.get("n", "36")), 48))
-    except (KeyError, ValueError):
-        return JsonResponse({"error": "label (class id) is required; n is an integer."}, status=400)
+    query = clean(GridItemsQuery, request.GET)
+    label_id = query["label"]
+    n = max(1, min(36 if query["n"] is None else query["n"], 48))
     if not LabelClass.objects.filter(pk=label_id, project=project).exists():
         return JsonResponse({"error": "Unknown class for this project."}, status=404)
     items = grid_items(project, request.user, label_id, n)
@@ -172,18 +155,12 @@ def api_grid_items(request: HttpRequest, project_id: int) -> JsonResponse:
 
 
 @require_POST
+@json_errors
 def api_grid_confirm(request: HttpRequest, project_id: int) -> JsonResponse:
     project = get_project_for(request.user, project_id)
-    try:
-        body = _json_body(request)
-        label = LabelClass.objects.filter(pk=int(body["label"]), project=project).first()
-        confirmed = [int(x) for x in body.get("confirmed", [])]
-        rejected = [int(x) for x in body.get("rejected", [])]
-    except (AnnotationError, KeyError, TypeError, ValueError):
-        return JsonResponse(
-            {"error": "Send JSON with 'label' and integer lists 'confirmed', 'rejected'."},
-            status=400,
-        )
+    body = clean_json(request, GridConfirmForm)
+    label = LabelClass.objects.filter(pk=body["label"], project=project).first()
+    confirmed, rejected = body["confirmed"], body["rejected"]
     if label is None:
         return JsonResponse({"error": "Unknown class for this project."}, status=404)
     items = {i.pk: i for i in Item.objects.filter(project=project, pk__in=confirmed + rejected)}

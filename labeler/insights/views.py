@@ -6,8 +6,6 @@ role: get_project_for(..., lead=True) answers 404 to non-members and 403 to anno
 
 from __future__ import annotations
 
-import json
-
 from django.http import (
     FileResponse,
     Http404,
@@ -20,11 +18,13 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from labeler.annotations.forms import RelabelForm
 from labeler.annotations.services import AnnotationError, save_annotation
 from labeler.annotations.views import item_and_label
 from labeler.items.models import Item
 from labeler.projects.access import get_project_for
 from labeler.projects.models import LabelClass
+from labeler.request_input import clean_json, json_errors
 
 from . import exports, maps, services, thumbs
 
@@ -122,14 +122,11 @@ def item_detail(request: HttpRequest, project_id: int, item_id: int) -> HttpResp
 
 
 @require_POST
+@json_errors
 def relabel(request: HttpRequest, project_id: int, item_id: int) -> JsonResponse:
     """The lead's label for an item (a correction, or a 'keep' of the given label)."""
     project = get_project_for(request.user, project_id, lead=True)
-    try:
-        body = json.loads(request.body or b"{}")
-        label_id = int(body["label"])
-    except (ValueError, KeyError, TypeError):
-        return JsonResponse({"error": "Send JSON with an integer 'label'."}, status=400)
+    label_id = clean_json(request, RelabelForm)["label"]
     found = item_and_label(project, item_id, label_id)
     if found is None:
         return JsonResponse({"error": "Unknown item or class for this project."}, status=404)

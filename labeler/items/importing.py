@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import transaction
 
 from labeler.projects.models import Project
@@ -56,6 +58,7 @@ class Importer:
         self.user = user
         self.report = ImportReport()
         self._seen = set(project.items.values_list("sha256", flat=True))
+        self.written: list[str] = []  # files stored by this import, removed if it rolls back
         self._classes = {c.name: c for c in project.classes.all()}
 
     def add(self, name: str, data: bytes, *, label: str | None = None) -> Item | None:
@@ -80,6 +83,7 @@ class Importer:
         # The stored name's extension is the decoded format's, never the client's: a JPEG named
         # evil.html is stored (and served) as a JPEG.
         item.image.save(f"image.{info.type.extension}", ContentFile(data), save=False)
+        self.written.append(item.image.name)
         item.save()
         self.report.created.append(item.pk)
         if label:
@@ -114,6 +118,22 @@ class Importer:
         except InvalidUpload as exc:
             self.report.errors[archive_name] = str(exc)
 
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """A transaction whose rollback also deletes the files stored inside it.
+
+        (A process killed mid-import cannot clean up: `manage.py sweep_media` removes those.)
+        """
+        start = len(self.written)
+        try:
+            with transaction.atomic():
+                yield
+        except BaseException:
+            for name in self.written[start:]:
+                default_storage.delete(name)
+            del self.written[start:]
+            raise
+
     def finish(self) -> ImportReport:
         """Queue embedding of the new items (after commit, so the worker sees them)."""
         from labeler.training.services import request_embedding, request_retrain_if_due
@@ -145,7 +165,7 @@ def import_folder(
         paths = paths[:limit]
     importer = Importer(project, user=user)
     for start in range(0, len(paths), 200):
-        with transaction.atomic():
+        with importer.atomic():
             for path in paths[start : start + 200]:
                 rel = path.relative_to(root).as_posix()
                 label = None
@@ -169,7 +189,7 @@ def import_uploads(
 ) -> ImportReport:
     """Import browser uploads (Django UploadedFile objects): images and .zip archives."""
     importer = Importer(project, user=user)
-    with transaction.atomic():
+    with importer.atomic():
         for upload in files:
             name = upload.name or "upload"
             if upload.size and upload.size > settings.LABELER_MAX_UPLOAD_BYTES:

@@ -7,6 +7,8 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
 
+from labeler.request_input import ID_MAX
+
 from .models import Membership, Project, Role
 
 User = AbstractBaseUser | AnonymousUser
@@ -35,8 +37,8 @@ def get_project_for(user: User, project_id: int, *, lead: bool = False) -> Proje
 
     With lead=True, annotators get 403: they know the project but may not manage it.
     """
-    if not user.is_authenticated:
-        raise Http404("No such project.")
+    if not user.is_authenticated or not 0 < int(project_id) <= ID_MAX:
+        raise Http404("No such project.")  # an id past 64 bits would overflow the query
     if user.is_staff:
         project, role = Project.objects.filter(pk=project_id).first(), Role.LEAD
     else:

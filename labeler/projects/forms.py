@@ -1,6 +1,8 @@
 from django import forms
 
-from .models import HOTKEY_ORDER, LabelClass, Project
+from labeler.request_input import BoundedIntField, CommaIdsField, IdField, NumberField, TextField
+
+from .models import HOTKEY_ORDER, LabelClass, Project, Role
 
 
 class ProjectForm(forms.ModelForm):
@@ -31,3 +33,47 @@ class ProjectForm(forms.ModelForm):
                     f"“{name[:20]}…” has {len(name)}."
                 )
         return names
+
+
+# The lead's settings page: one small form per action (validated with labeler.request_input.clean).
+MAX_LEASE_SECONDS = 30 * 24 * 3600
+
+
+class SettingsForm(forms.Form):
+    query_strategy = TextField(max_length=64)
+    retrain_every = BoundedIntField(min_value=1, max_value=10_000)
+    audit_share = NumberField(min_value=0.0, max_value=0.5)
+    overlap = BoundedIntField(min_value=1, max_value=100)
+    lease_seconds = BoundedIntField(min_value=1, max_value=MAX_LEASE_SECONDS)
+
+
+class BackboneForm(forms.Form):
+    backbone = TextField(max_length=64)
+    weights_path = TextField(required=False, max_length=500)
+
+
+class ClassNameForm(forms.Form):
+    name = TextField(required=False, max_length=LabelClass._meta.get_field("name").max_length)
+
+
+class EditClassForm(ClassNameForm):
+    label = IdField()
+    hotkey = TextField(required=False, max_length=8)
+
+
+class ReorderForm(forms.Form):
+    order = CommaIdsField(max_items=1000)
+
+
+class MergeForm(forms.Form):
+    source = IdField()
+    target = IdField()
+
+
+class MemberForm(forms.Form):
+    username = TextField(max_length=150)
+    role = forms.ChoiceField(choices=Role.choices, required=False)
+
+
+class RemoveMemberForm(forms.Form):
+    membership = IdField()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from .models import CLASS_COLORS, HOTKEY_ORDER, LabelClass, Membership, Project, Role
 
@@ -47,13 +49,20 @@ def _validated(label: LabelClass) -> LabelClass:
 
 def add_class(project: Project, name: str, *, order: int | None = None) -> LabelClass:
     existing = list(project.classes.all())
+    if any(c.name == name for c in existing):
+        raise ValueError(f"There is already a class named {name!r}.")
     if order is None:
         order = len(existing)
     used = {c.hotkey for c in existing}
     hotkey = next((k for k in HOTKEY_ORDER if k not in used), "")
     color = CLASS_COLORS[len(existing) % len(CLASS_COLORS)]
     label = LabelClass(project=project, name=name, order=order, hotkey=hotkey, color=color)
-    _validated(label).save(force_insert=True)
+    _validated(label)
+    try:
+        with transaction.atomic():
+            label.save(force_insert=True)
+    except IntegrityError as exc:  # added concurrently by someone else
+        raise ValueError(f"There is already a class named {name!r}.") from exc
     return label
 
 
@@ -104,12 +113,16 @@ def change_backbone(project: Project, name: str, weights_path: str = "") -> bool
     """Switch to another backbone: it is embedded in the background while the current one keeps
     serving, then swapped in (see worker.tasks.embed_project). Returns True if a switch started.
 
-    The weights are checked now, so a missing file is reported to the lead at once.
+    The weights are checked now, so a missing file is reported to the lead at once. A custom
+    weights file must lie in the weights folder (settings.LABELER_WEIGHTS_DIR): a lead may not
+    point the worker at any other file on the server.
     """
     from labeler.training.services import request_embedding
     from worker.ml.backbones import get_spec, resolve_weights
 
     spec = get_spec(name)  # UnknownBackboneError lists the valid names
+    if weights_path:
+        weights_path = str(weights_in_folder(weights_path))
     resolve_weights(spec, weights_path or None)  # WeightsNotFoundError says how to get them
     if name == project.backbone:
         Project.objects.filter(pk=project.pk).update(
@@ -120,6 +133,38 @@ def change_backbone(project: Project, name: str, weights_path: str = "") -> bool
     project.refresh_from_db()
     request_embedding(project, force=True)
     return True
+
+
+# How a torch checkpoint starts: torch.save's zip format, or the legacy pickle's magic number.
+CHECKPOINT_HEADS = (b"PK\x03\x04", b"\x80\x02\x8a\x0a")
+
+
+def weights_in_folder(given: str) -> Path:
+    """The checkpoint `given` names (relative to it, or absolute) inside the weights folder.
+
+    Outside the folder, missing, not a file or not a checkpoint all get the same message, so a
+    lead learns nothing about the server's other files.
+    """
+    if not settings.LABELER_WEIGHTS_DIR:
+        raise ValueError(
+            "Custom weights are off: the server's LABELER_WEIGHTS_DIR names no weights folder."
+        )
+    refused = ValueError(
+        f"No usable weights file {given!r} in the weights folder (LABELER_WEIGHTS_DIR): "
+        "copy the checkpoint there and give its file name."
+    )
+    root = Path(settings.LABELER_WEIGHTS_DIR).resolve()
+    try:
+        path = (root / given).resolve()  # symlinks followed: a link out of the folder is outside
+        head = b""
+        if path.is_relative_to(root) and path.is_file():
+            with path.open("rb") as handle:
+                head = handle.read(4)
+    except (OSError, ValueError) as exc:  # unreadable; an embedded NUL
+        raise refused from exc
+    if head not in CHECKPOINT_HEADS:
+        raise refused
+    return path
 
 
 def rename_class(label: LabelClass, name: str) -> LabelClass:
@@ -176,4 +221,6 @@ def merge_classes(source: LabelClass, target: LabelClass) -> int:
 
 
 def remove_member(project: Project, user: AbstractBaseUser) -> None:
+    """Take `user` off the project; the items they hold are released at once (a signal of the
+    annotations app does that for every deleted membership, the admin's included)."""
     Membership.objects.filter(project=project, user=user).delete()

@@ -7,64 +7,64 @@ from django.contrib.auth import get_user_model
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from . import services
+from labeler.request_input import clean
+
+from . import forms, services
 from .access import get_project_for
 from .models import LabelClass, Membership, Project, Role
 
 
-def _class(project: Project, pk: str | None) -> LabelClass:
-    label = project.classes.filter(pk=int(pk or 0)).first()
+def _class(project: Project, pk: int) -> LabelClass:
+    label = project.classes.filter(pk=pk).first()
     if label is None:
         raise ValueError("Unknown class.")
     return label
 
 
 def _apply(request: HttpRequest, project: Project) -> str:
-    """Carry out one posted action; returns the message to show. Raises ValueError on bad input."""
+    """Carry out one posted action; returns the message to show. Raises ValueError on bad input
+    (InvalidInput when the form does not validate)."""
     post = request.POST
     action = post.get("action")
     if action == "settings":
-        services.update_settings(
-            project,
-            query_strategy=post["query_strategy"],
-            retrain_every=int(post["retrain_every"]),
-            audit_share=float(post["audit_share"]),
-            overlap=int(post["overlap"]),
-            lease_seconds=int(post["lease_seconds"]),
-        )
+        services.update_settings(project, **clean(forms.SettingsForm, post))
         return "Settings saved."
     if action == "backbone":
-        started = services.change_backbone(
-            project, post["backbone"], post.get("weights_path", "").strip()
-        )
+        data = clean(forms.BackboneForm, post)
+        started = services.change_backbone(project, data["backbone"], data["weights_path"])
         if started:
-            return f"Switching to {post['backbone']}: embedding in the background; the current " \
+            return f"Switching to {data['backbone']}: embedding in the background; the current " \
                    "backbone keeps serving until it is done."
         return "Backbone unchanged."
     if action == "add_class":
-        services.add_class(project, post["name"].strip() or "unnamed")
+        services.add_class(project, clean(forms.ClassNameForm, post)["name"] or "unnamed")
         return "Class added."
     if action == "edit_class":
-        label = _class(project, post.get("label"))
-        services.rename_class(label, post["name"])
-        services.set_hotkey(label, post.get("hotkey", ""))
+        data = clean(forms.EditClassForm, post)
+        label = _class(project, data["label"])
+        services.rename_class(label, data["name"])
+        services.set_hotkey(label, data["hotkey"])
         return f"Class {label.name} saved."
     if action == "reorder":
-        order = [int(x) for x in post["order"].split(",") if x.strip()]
-        services.reorder_classes(project, order)
+        services.reorder_classes(project, clean(forms.ReorderForm, post)["order"])
         return "Order saved."
     if action == "merge":
-        source, target = _class(project, post.get("source")), _class(project, post.get("target"))
+        data = clean(forms.MergeForm, post)
+        source, target = _class(project, data["source"]), _class(project, data["target"])
         moved = services.merge_classes(source, target)
         return f"Merged {source.name} into {target.name}: {moved} labels moved."
     if action == "member":
-        user = get_user_model().objects.filter(username=post.get("username", "").strip()).first()
+        data = clean(forms.MemberForm, post)
+        user = get_user_model().objects.filter(username=data["username"]).first()
         if user is None:
             raise ValueError("No user with that username.")
-        services.set_member(project, user, post.get("role", Role.ANNOTATOR))
-        return f"{user.get_username()} is now {post.get('role')}."
+        role = data["role"] or Role.ANNOTATOR
+        services.set_member(project, user, role)
+        return f"{user.get_username()} is now {role}."
     if action == "remove_member":
-        membership = project.memberships.filter(pk=int(post.get("membership", 0))).first()
+        membership = project.memberships.filter(
+            pk=clean(forms.RemoveMemberForm, post)["membership"]
+        ).first()
         if membership is None:
             raise ValueError("Unknown member.")
         if membership.user_id == request.user.pk:
@@ -79,11 +79,14 @@ def project_settings(request: HttpRequest, project_id: int) -> HttpResponse:
     if request.method == "POST":
         try:
             messages.success(request, _apply(request, project))
-        except (ValueError, KeyError) as exc:  # includes unknown backbone / missing weights
-            messages.error(request, str(exc).strip("'\""))
-        except FileNotFoundError as exc:
-            messages.error(request, str(exc))
+        except (ValueError, FileNotFoundError) as exc:  # bad input, unknown backbone, no weights
+            messages.error(request, str(exc.args[0] if exc.args else exc))  # KeyError quotes str()
+            return _page(request, project, status=400)
         return redirect("projects:settings", project_id=project.pk)
+    return _page(request, project)
+
+
+def _page(request: HttpRequest, project: Project, *, status: int = 200) -> HttpResponse:
     from worker.ml.backbones import available_backbones
     from worker.ml.strategies import STRATEGIES
 
@@ -96,4 +99,4 @@ def project_settings(request: HttpRequest, project_id: int) -> HttpResponse:
         "strategies": list(STRATEGIES),
         "backbones": available_backbones(),
     }
-    return render(request, "projects/settings.html", context)
+    return render(request, "projects/settings.html", context, status=status)

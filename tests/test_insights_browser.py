@@ -61,7 +61,7 @@ def test_dashboard_map_and_label_errors_in_chromium(
 
     # Map: hover a point -> a thumbnail; click it -> the item page in a new tab.
     page.goto(f"{base}/projects/{project.pk}/map/")
-    page.wait_for_function("window.labelerMap && window.labelerMap.n === 24", timeout=15000)
+    page.wait_for_function("() => window.labelerMap && window.labelerMap.n === 24", timeout=15000)
     target = world["items"][7]
     px = page.evaluate("(itemId) => window.labelerMap.pixelOf(itemId)", target.pk)
     assert px is not None
@@ -71,7 +71,7 @@ def test_dashboard_map_and_label_errors_in_chromium(
     tip.wait_for(state="visible", timeout=5000)
     src = tip.get_attribute("src")
     assert src.endswith(f"/items/{target.pk}/thumb") or f"/items/{target.pk}/thumb" in src
-    page.wait_for_function("document.querySelector('.map-tip img').naturalWidth > 0")
+    page.wait_for_function("() => document.querySelector('.map-tip img').naturalWidth > 0")
     page.screenshot(path=str(tmp_path / "map.png"))
     with page.context.expect_page() as opened:
         page.mouse.click(box["x"] + px[0], box["y"] + px[1])

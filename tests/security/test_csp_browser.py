@@ -130,7 +130,7 @@ def test_app_pages_satisfy_the_policy_and_still_work(
 
     # Map: a point's tooltip with its thumbnail.
     v.visit(f"/projects/{pid}/map/")
-    page.wait_for_function("window.labelerMap && window.labelerMap.n === 24", timeout=15000)
+    page.wait_for_function("() => window.labelerMap && window.labelerMap.n === 24", timeout=15000)
     target = world["items"][7]
     px = page.evaluate("(itemId) => window.labelerMap.pixelOf(itemId)", target.pk)
     box = page.locator("#map").bounding_box()

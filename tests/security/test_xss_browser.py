@@ -155,7 +155,7 @@ def test_no_attacker_script_runs_on_any_page(live_server, browser, hostile, redi
 
     # Map: hover a point of every class (and the uploads), in both colourings.
     _visit(lead_page, attack, f"{base}/projects/{pid}/map/")
-    lead_page.wait_for_function("window.labelerMap && window.labelerMap.n > 0", timeout=15000)
+    lead_page.wait_for_function("() => window.labelerMap && window.labelerMap.n > 0", timeout=15000)
     box = lead_page.locator("#map").bounding_box()
     shown = []
     for colouring in ("label", "pred"):

@@ -33,12 +33,15 @@ def _export_links(project) -> list[dict]:
     titles = {
         "csv": "Labels (CSV)", "json": "Labels (JSON)", "coco": "COCO (JSON)",
         "folders": "Images by class (zip)", "predictions": "Predictions (CSV)",
-        "model": "Model: head + README (zip)",
+        "model": "Model: head + README (zip)", "coco-predictions": "COCO predictions (JSON)",
     }
-    return [
+    links = [
         {"format": f, "title": titles[f], "url": reverse("insights:export", args=[project.pk, f])}
         for f in exports.FORMATS
     ]
+    links.insert(3, {"format": "coco", "title": "COCO, labelled images only",
+                     "url": reverse("insights:export", args=[project.pk, "coco"]) + "?unlabeled=0"})
+    return links
 
 
 def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
@@ -155,15 +158,19 @@ def export(request: HttpRequest, project_id: int, fmt: str) -> HttpResponse:
     if fmt not in exports.FORMATS:
         raise Http404("Unknown export format.")
     version = request.GET.get("version")
+    unlabeled = request.GET.get("unlabeled", "1")
+    if unlabeled not in ("0", "1"):
+        return HttpResponse("unlabeled must be 0 (leave unlabelled images out) or 1.", status=400,
+                            content_type="text/plain; charset=utf-8")
     try:
         number = int(version) if version else None
-        stream = exports.export(project, fmt, version=number)
+        stream = exports.export(project, fmt, version=number, unlabeled=unlabeled == "1")
     except ValueError as exc:  # ExportError, or a bad version number
         return HttpResponse(str(exc), status=409, content_type="text/plain; charset=utf-8")
     content_type, _ = exports.FORMATS[fmt]
     response = StreamingHttpResponse(stream, content_type=content_type)
     name = exports.filename_for(project, fmt)
-    if number and fmt in ("model", "predictions"):
+    if number and fmt in ("model", "predictions", "coco-predictions"):
         stem, ext = name.rsplit(".", 1)
         name = f"{stem}-v{number}.{ext}"
     response["Content-Disposition"] = f'attachment; filename="{name}"'

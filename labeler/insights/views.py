@@ -26,7 +26,7 @@ from labeler.items.models import Item
 from labeler.projects.access import get_project_for
 from labeler.projects.models import LabelClass
 
-from . import exports, maps, services, thumbs
+from . import exports, maps, neighbours, services, thumbs
 
 
 def _export_links(project) -> list[dict]:
@@ -60,6 +60,9 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
             "classes": evaluation["classes"],
             "cv": evaluation["cv"]["matrix"],
             "audit": evaluation["audit"]["matrix"] if evaluation["audit"] else None,
+            # A cell opens the item table on its (given label, out-of-fold prediction) items.
+            "class_ids": evaluation["class_ids"],
+            "items_url": reverse("insights:items", args=[project.pk]),
         },
     }
     context = {
@@ -120,6 +123,7 @@ def item_detail(request: HttpRequest, project_id: int, item_id: int) -> HttpResp
         "project": project,
         "item": item,
         "details": details,
+        "neighbours": neighbours.neighbour_rows(project, item),
         "relabel_url": reverse("insights:relabel", args=[project.pk, item.pk]),
     })
 

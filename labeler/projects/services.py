@@ -50,7 +50,15 @@ def set_member(project: Project, user: AbstractBaseUser, role: str) -> Membershi
     membership, _ = Membership.objects.update_or_create(
         project=project, user=user, defaults={"role": role}
     )
+    _leads_changed(project)
     return membership
+
+
+def _leads_changed(project: Project) -> None:
+    """A lead's label is authoritative: who leads changes the items' current labels."""
+    from labeler.annotations.current import refresh_project
+
+    refresh_project(project.pk)
 
 
 RESERVED_KEYS = {"s", "z", "?"}  # labeling commands: skip, undo, help
@@ -157,3 +165,4 @@ def merge_classes(source: LabelClass, target: LabelClass) -> int:
 
 def remove_member(project: Project, user: AbstractBaseUser) -> None:
     Membership.objects.filter(project=project, user=user).delete()
+    _leads_changed(project)

@@ -50,7 +50,7 @@ class ItemFilterForm(forms.Form):
     disagree = forms.BooleanField(required=False,
                                   label="Out-of-fold prediction disagrees with the label")
     sort = forms.ChoiceField(required=False, choices=list(SORTS.items()))
-    per_page = forms.TypedChoiceField(required=False, coerce=int, empty_value=50,
+    per_page = forms.TypedChoiceField(required=False, coerce=int, empty_value=50, initial="50",
                                       choices=[(str(n), str(n)) for n in PAGE_SIZES])
     after = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
 

@@ -80,6 +80,7 @@ class Item(models.Model):
             models.Index(fields=["project", "current_label", "oof_predicted", "id"],
                          name="item_label_oof_id"),
             models.Index(fields=["project", "predicted_confidence", "id"], name="item_conf_id"),
+            models.Index(fields=["project", "has_audit_label", "id"], name="item_audit_id"),
             models.Index(fields=["project", "predicted_class", "predicted_confidence", "id"],
                          name="item_pred_conf_id"),
         ]

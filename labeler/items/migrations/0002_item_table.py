@@ -81,5 +81,9 @@ class Migration(migrations.Migration):
             model_name='item',
             index=models.Index(fields=['project', 'predicted_class', 'predicted_confidence', 'id'], name='item_pred_conf_id'),
         ),
+        migrations.AddIndex(
+            model_name='item',
+            index=models.Index(fields=['project', 'has_audit_label', 'id'], name='item_audit_id'),
+        ),
         migrations.RunPython(backfill, migrations.RunPython.noop),
     ]

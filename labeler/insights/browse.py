@@ -55,6 +55,9 @@ class ItemFilterForm(forms.Form):
     after = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
 
     def __init__(self, data, *, project: Project, users: QuerySet) -> None:
+        if data is not None and not data.get("per_page"):
+            data = data.copy()
+            data["per_page"] = "50"  # so the page-size menu shows the size in use
         super().__init__(data)
         self.fields["label"].choices = _class_choices(project, "unlabeled")
         self.fields["oof"].choices = _class_choices(project, "none (not in the last CV)")

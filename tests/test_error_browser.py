@@ -213,3 +213,18 @@ def test_dashboard_cells_link_to_the_table(world, client):  # noqa: F811
         for j, predicted in enumerate(cm["class_ids"]):
             n = len(_ids(_table(client, project, label=given, oof=predicted, per_page=200)))
             assert n == cm["cv"][i][j], (given, predicted)
+
+
+def test_label_columns_follow_a_class_merge(world):  # noqa: F811
+    from labeler.projects.services import merge_classes
+
+    project = world["project"]
+    bird, dog = world["classes"]["bird"], world["classes"]["dog"]
+    bird_pk = bird.pk
+    assert Item.objects.filter(oof_predicted_id=bird_pk).exists()
+    merge_classes(bird, dog)
+    labels, _ = services.current_labels(project)
+    items = Item.objects.filter(project=project)
+    assert {i.pk: i.current_label_id for i in items if i.current_label_id} == labels
+    assert not items.filter(oof_predicted_id=bird_pk).exists()
+    assert items.filter(current_label=dog).count() == 12

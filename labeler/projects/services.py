@@ -155,8 +155,13 @@ def merge_classes(source: LabelClass, target: LabelClass) -> int:
 
     if source.project_id != target.project_id or source.pk == target.pk:
         raise ValueError("Merge two different classes of the same project.")
+    from labeler.annotations.current import refresh_items
+
+    touched = list(Annotation.objects.filter(label=source).values_list("item_id", flat=True))
     moved = Annotation.objects.filter(label=source).update(label=target)
     Item.objects.filter(predicted_class=source).update(predicted_class=target)
+    Item.objects.filter(oof_predicted=source).update(oof_predicted=target)
+    refresh_items(source.project_id, set(touched))  # majorities may change with merged votes
     project = source.project
     source.delete()
     transaction.on_commit(lambda: request_retrain(project))

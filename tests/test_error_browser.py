@@ -222,7 +222,9 @@ def test_label_columns_follow_a_class_merge(world):  # noqa: F811
     bird, dog = world["classes"]["bird"], world["classes"]["dog"]
     bird_pk = bird.pk
     assert Item.objects.filter(oof_predicted_id=bird_pk).exists()
+    oof_either = Item.objects.filter(oof_predicted_id__in=[bird_pk, dog.pk]).count()
     merge_classes(bird, dog)
+    assert Item.objects.filter(oof_predicted=dog).count() == oof_either
     labels, _ = services.current_labels(project)
     items = Item.objects.filter(project=project)
     assert {i.pk: i.current_label_id for i in items if i.current_label_id} == labels

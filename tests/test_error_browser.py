@@ -230,3 +230,23 @@ def test_label_columns_follow_a_class_merge(world):  # noqa: F811
     assert {i.pk: i.current_label_id for i in items if i.current_label_id} == labels
     assert not items.filter(oof_predicted_id=bird_pk).exists()
     assert items.filter(current_label=dog).count() == 12
+
+
+def test_label_errors_filter_by_given_class(world, client):  # noqa: F811
+    project = world["project"]
+    # Make two label errors: items the head is sure about, labelled as something else.
+    cat, dog = world["classes"]["cat"], world["classes"]["dog"]
+    save_annotation(world["items"][0], dog, world["annotator"], trigger_retrain=False)  # a cat
+    save_annotation(world["items"][1], cat, world["annotator"], trigger_retrain=False)  # a dog
+    from worker.tasks import _retrain
+
+    _retrain(project)
+    client.force_login(world["lead"])
+    url = reverse("insights:label_errors", args=[project.pk])
+    everything = client.get(url).context["result"]["issues"]
+    assert {r["given"].name for r in everything} >= {"cat", "dog"}
+    only_dog = client.get(url, {"given": dog.pk}).context["result"]["issues"]
+    assert only_dog and {r["given"].name for r in only_dog} == {"dog"}
+    assert len(only_dog) == sum(1 for r in everything if r["given"] == dog)
+    r = client.get(url, {"given": "x"})
+    assert r.status_code == 400 and b"given" in r.content

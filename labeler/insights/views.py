@@ -87,11 +87,19 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
 def label_errors(request: HttpRequest, project_id: int) -> HttpResponse:
     project = get_project_for(request.user, project_id, lead=True)
     show_all = request.GET.get("all") == "1"
+    classes = services.classes_of(project)
+    given = request.GET.get("given", "")
+    if given and given not in {str(c.pk) for c in classes}:
+        return HttpResponse("given must be the id of one of this project's classes.", status=400,
+                            content_type="text/plain; charset=utf-8")
     result = services.label_issues(project, include_reviewed=show_all)
+    if given:  # only the labels given as this class
+        result["issues"] = [r for r in result["issues"] if r["given"] and str(r["given"].pk) == given]
     return render(request, "insights/label_errors.html", {
         "tab": "errors",
         "project": project,
-        "classes": services.classes_of(project),
+        "classes": classes,
+        "given": given,
         "result": result,
         "show_all": show_all,
         "relabel_url": reverse("insights:relabel", args=[project.pk, 0]).replace("/0/", "/{id}/"),

@@ -250,3 +250,42 @@ def test_label_errors_filter_by_given_class(world, client):  # noqa: F811
     assert len(only_dog) == sum(1 for r in everything if r["given"] == dog)
     r = client.get(url, {"given": "x"})
     assert r.status_code == 400 and b"given" in r.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migration_backfills_the_label_columns():
+    """items 0002 fills current_label / has_audit_label from the annotations already there."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    before = [("items", "0001_initial"), ("annotations", "0001_initial"),
+              ("projects", "0004_project_retrain_mark")]
+    executor.migrate(before)
+    apps = executor.loader.project_state(before).apps
+    User = apps.get_model("auth", "User")
+    Project = apps.get_model("projects", "Project")
+    LabelClass = apps.get_model("projects", "LabelClass")
+    Membership = apps.get_model("projects", "Membership")
+    OldItem = apps.get_model("items", "Item")
+    OldAnnotation = apps.get_model("annotations", "Annotation")
+    lead, a, b = (User.objects.create(username=n) for n in ("l", "a", "b"))
+    project = Project.objects.create(name="Old")
+    Membership.objects.create(project=project, user=lead, role="lead")
+    cat, dog = (LabelClass.objects.create(project=project, name=n) for n in ("cat", "dog"))
+    items = [OldItem.objects.create(project=project, image=f"x/{i}.jpg", original_name=f"{i}",
+                                    sha256=f"{i:064d}", width=1, height=1) for i in range(4)]
+    OldAnnotation.objects.create(item=items[0], label=cat, annotator=a, is_audit=True)
+    OldAnnotation.objects.create(item=items[1], label=cat, annotator=a)
+    OldAnnotation.objects.create(item=items[1], label=dog, annotator=b)  # tie: latest wins
+    OldAnnotation.objects.create(item=items[2], label=dog, annotator=a)
+    OldAnnotation.objects.create(item=items[2], label=dog, annotator=b)
+    OldAnnotation.objects.create(item=items[2], label=cat, annotator=lead)  # the lead decides
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    got = {it.pk: (it.current_label_id, it.has_audit_label)
+           for it in Item.objects.filter(project_id=project.pk)}
+    assert got == {items[0].pk: (cat.pk, True), items[1].pk: (dog.pk, False),
+                   items[2].pk: (cat.pk, False), items[3].pk: (None, False)}

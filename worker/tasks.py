@@ -317,7 +317,9 @@ def _retrain(project) -> dict | None:
                 audit_ci=[float(low), float(high)],
             )
         # Dashboard extras: CV confusion matrix, per-class P/R/F1, label errors, random curve.
-        metrics.update(evaluate_safely(X_lab, y, item_ids=lab_ids, audit=is_audit, C=head.C_))
+        evaluated = evaluate_safely(X_lab, y, item_ids=lab_ids, audit=is_audit, C=head.C_)
+        oof_predicted = evaluated.pop("oof_predicted", None)
+        metrics.update(evaluated)
 
         ranked = _rank_pool(project, ids, matrix, head, X_lab, row_of)
         # Predictions for every embedded item (suggestions, grid mode, exports).
@@ -333,6 +335,8 @@ def _retrain(project) -> dict | None:
             head_path,
         )
         _store_predictions(project, ids, predicted, confidence, ranked)
+        if oof_predicted is not None:
+            _store_oof(lab_ids, oof_predicted)
         metrics["seconds"] = round(time.monotonic() - started, 3)
         with transaction.atomic():
             version.status = Status.READY
@@ -443,6 +447,18 @@ def _store_predictions(project, ids, predicted, confidence, ranked: list[int]) -
                     cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
             except OperationalError:
                 pass  # busy: SQLite's own checkpoint will do it
+
+
+def _store_oof(item_ids, oof_predicted: list[int]) -> None:
+    """Each labelled item's out-of-fold prediction (the item table's confusion-matrix cells)."""
+    from labeler.items.models import Item
+
+    table = Item._meta.db_table
+    rows = [(int(c), int(i)) for i, c in zip(item_ids.tolist(), oof_predicted, strict=True)]
+    for start in range(0, len(rows), PREDICTION_BATCH):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.executemany(f"UPDATE {table} SET oof_predicted_id = %s WHERE id = %s",
+                               rows[start:start + PREDICTION_BATCH])
 
 
 #: Rows per write transaction when storing predictions (each holds the write lock a few ms).

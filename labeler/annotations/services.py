@@ -11,6 +11,7 @@ from django.db.models import F
 from labeler.items.models import Item
 from labeler.projects.models import LabelClass
 
+from .current import refresh_items
 from .models import Annotation, Skip, Source
 from .queue import release_leases
 
@@ -75,6 +76,7 @@ def save_annotation(
                 _count_and_release(item.pk, user.pk, 1 if created else 0)
             elif created:
                 Item.objects.filter(pk=item.pk).update(annotation_count=F("annotation_count") + 1)
+            refresh_items(item.project_id, [item.pk])
     except IntegrityError:
         # The client_id is taken: a concurrent retry won the race, or the client reused an id.
         if client_id is None:
@@ -120,6 +122,8 @@ def delete_annotation(annotation: Annotation) -> None:
         annotation_count=F("annotation_count") - 1
     )
     annotation.delete()
+    project_id = Item.objects.values_list("project_id", flat=True).get(pk=annotation.item_id)
+    refresh_items(project_id, [annotation.item_id])
 
 
 @transaction.atomic

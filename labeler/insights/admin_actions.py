@@ -17,7 +17,7 @@ def export_labels(modeladmin, request, queryset):
             folder = f"{p.pk}-{exports._safe(p.name, 'project')}"
             yield f"{folder}/labels.csv", exports.export_csv(p)
             yield f"{folder}/labels.json", exports.export_json(p)
-            yield f"{folder}/coco.json", exports.export_coco(p)
+            yield f"{folder}/coco.json", exports.export(p, "coco")
 
     response = StreamingHttpResponse(exports.zip_stream(entries()), content_type="application/zip")
     name = "labels.zip" if len(projects) != 1 else exports.filename_for(projects[0], "csv")[:-4]

@@ -9,8 +9,9 @@ by file.
 Formats:
     csv          one row per item: file, label, annotations count, audit flag, prediction
     json         project, classes, latest model, and per item every annotation
-    coco         COCO-style classification: images, categories, annotations with category_id
-                 (one whole-image box per labelled image so COCO tools accept it)
+    coco         COCO for classification (see labeler.insights.coco): images, categories, one
+                 whole-image box + polygon per labelled image, audit flag in ``attributes``
+    coco-predictions  COCO results list (image_id, category_id, bbox, score) for COCO.loadRes
     folders      a zip with one folder per class holding the labelled images, plus labels.csv
     predictions  CSV with the latest head's probability for every class, for every item
     model        a zip: head.joblib (the current head), classes.json and README.md (inference)
@@ -22,12 +23,10 @@ latest label winning ties (worker.tasks._current_labels).
 from __future__ import annotations
 
 import json
-import re
 import zipfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 from django.conf import settings
@@ -35,11 +34,11 @@ from django.conf import settings
 from labeler.annotations.models import Annotation
 from labeler.csv_safety import csv_line
 from labeler.items.models import Item
-from labeler.items.validation import IMAGE_EXTENSIONS
 from labeler.projects.models import Project
 from labeler.training.models import ModelVersion
 
-from . import services
+from . import coco, services
+from .export_base import CHUNK, ExportError, Naming, _safe, iter_rows, ready_version
 
 FORMATS = {
     "csv": ("text/csv; charset=utf-8", "labels.csv"),
@@ -48,68 +47,14 @@ FORMATS = {
     "folders": ("application/zip", "images-by-class.zip"),
     "predictions": ("text/csv; charset=utf-8", "predictions.csv"),
     "model": ("application/zip", "model.zip"),
+    "coco-predictions": ("application/json", "coco-predictions.json"),
 }
+#: Formats that can leave out the unlabelled images (``unlabeled=False``).
+UNLABELED_OPTION = ("coco", "coco-predictions")
 CSV_COLUMNS = [
     "item_id", "file", "original_name", "sha256", "width", "height", "label", "label_id",
     "n_annotations", "is_audit", "predicted", "predicted_confidence",
 ]
-CHUNK = 2000
-_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
-
-
-class ExportError(ValueError):
-    """The export can't be made (e.g. no model yet); the message is for the user."""
-
-
-def _safe(name: str, fallback: str) -> str:
-    name = _UNSAFE.sub("_", name).strip(" .")
-    return name[:120] or fallback
-
-
-@dataclass
-class Row:
-    item: Item
-    file: str
-    label_id: int | None
-    is_audit: bool
-
-
-class Naming:
-    """Unique, safe file names (``<basename>``, or ``<id>-<basename>`` on a clash) and class
-    folder names, the same in the CSV, COCO and folders exports."""
-
-    def __init__(self, project: Project) -> None:
-        self.used: set[str] = set()
-        self.folders: dict[int, str] = {}
-        seen: set[str] = set()
-        for c in project.classes.all():
-            folder = _safe(c.name, f"class-{c.pk}")
-            if folder.lower() in seen:
-                folder = f"{folder}-{c.pk}"
-            seen.add(folder.lower())
-            self.folders[c.pk] = folder
-        self.names = {c.pk: c.name for c in project.classes.all()}
-
-    def file_for(self, item: Item) -> str:
-        base = PurePosixPath(item.original_name.replace("\\", "/").split(":")[-1]).name
-        stored_ext = PurePosixPath(item.image.name).suffix
-        base = _safe(base, f"item-{item.pk}{stored_ext}")
-        if PurePosixPath(base).suffix.lower() not in IMAGE_EXTENSIONS and stored_ext:
-            # The stored extension is the decoded format's: evil.html (a JPEG) -> evil.html.jpg.
-            base += stored_ext
-        name = base
-        if name.lower() in self.used:
-            name = f"{item.pk}-{base}"
-        self.used.add(name.lower())
-        return name
-
-
-def iter_rows(project: Project, labels: dict[int, int], audit: set[int],
-              naming: Naming | None = None) -> Iterator[Row]:
-    naming = naming or Naming(project)
-    qs = Item.objects.filter(project=project).order_by("pk")
-    for item in qs.iterator(chunk_size=CHUNK):
-        yield Row(item, naming.file_for(item), labels.get(item.pk), item.pk in audit)
 
 
 def _csv_line(values: list) -> bytes:
@@ -228,50 +173,6 @@ def export_json(project: Project) -> Iterator[bytes]:
     yield "".join(out).encode()
 
 
-def export_coco(project: Project) -> Iterator[bytes]:
-    """COCO layout (https://cocodataset.org/#format-data) for image classification."""
-    labels, audit = services.current_labels(project)
-    now = datetime.now(UTC)
-    head = {
-        "info": {
-            "description": f"labeler export of project {project.name}",
-            "version": "1.0", "year": now.year, "contributor": "labeler",
-            "date_created": now.isoformat(),
-        },
-        "licenses": [],
-        "categories": [
-            {"id": c.pk, "name": c.name, "supercategory": "none"} for c in project.classes.all()
-        ],
-    }
-    text = json.dumps(head, ensure_ascii=False)
-    yield (text[:-1] + ', "images": [').encode()
-    naming = Naming(project)
-    rows_with_labels: list[tuple[int, int, int, int]] = []
-    out: list[str] = []
-    for i, r in enumerate(iter_rows(project, labels, audit, naming)):
-        it = r.item
-        out.append(("," if i else "") + json.dumps({
-            "id": it.pk, "file_name": r.file, "width": it.width, "height": it.height,
-            "license": 0, "date_captured": it.created_at.isoformat(),
-        }, ensure_ascii=False))
-        if r.label_id:
-            rows_with_labels.append((it.pk, r.label_id, it.width, it.height))
-        if len(out) >= 500:
-            yield "".join(out).encode()
-            out = []
-    out.append('], "annotations": [')
-    for n, (item_id, label_id, w, h) in enumerate(rows_with_labels, start=1):
-        out.append(("," if n > 1 else "") + json.dumps({
-            "id": n, "image_id": item_id, "category_id": label_id,
-            "bbox": [0, 0, w, h], "area": w * h, "iscrowd": 0,
-        }))
-        if len(out) >= 500:
-            yield "".join(out).encode()
-            out = []
-    out.append("]}")
-    yield "".join(out).encode()
-
-
 # ---------------------------------------------------------------------------- zips
 
 
@@ -350,18 +251,9 @@ def export_folders(project: Project) -> Iterator[bytes]:
 # ---------------------------------------------------------------------------- predictions, model
 
 
-def _ready_version(project: Project, number: int | None = None) -> ModelVersion:
-    qs = project.model_versions.filter(status="ready")
-    version = qs.filter(number=number).first() if number else qs.order_by("-number").first()
-    if version is None:
-        raise ExportError("No trained model yet: label some images first."
-                          if number is None else f"No ready model version {number}.")
-    return version
-
-
 def export_predictions(project: Project, version_number: int | None = None) -> Iterator[bytes]:
     """Every item with the head's probability for each class (blank where not embedded)."""
-    version = _ready_version(project, version_number)
+    version = ready_version(project, version_number)
     bundle = services.load_head(version)
     if bundle is None:
         raise ExportError(f"The head file of v{version.number} is missing.")
@@ -467,7 +359,7 @@ def model_readme(project: Project, version: ModelVersion) -> str:
 
 
 def export_model(project: Project, version_number: int | None = None) -> Iterator[bytes]:
-    version = _ready_version(project, version_number)
+    version = ready_version(project, version_number)
     path = Path(version.head_file) if version.head_file else None
     if path is None or not path.is_file():
         raise ExportError(f"The head file of v{version.number} is missing.")
@@ -480,14 +372,19 @@ def export_model(project: Project, version_number: int | None = None) -> Iterato
     return zip_stream(entries)
 
 
-def export(project: Project, fmt: str, *, version: int | None = None) -> Iterator[bytes]:
-    """The byte stream of one format. Raises ExportError before the first byte if impossible."""
+def export(project: Project, fmt: str, *, version: int | None = None,
+           unlabeled: bool = True) -> Iterator[bytes]:
+    """The byte stream of one format. Raises ExportError before the first byte if impossible.
+
+    ``unlabeled=False`` leaves the unlabelled images out of the formats in UNLABELED_OPTION."""
     if fmt == "csv":
         return export_csv(project)
     if fmt == "json":
         return export_json(project)
     if fmt == "coco":
-        return export_coco(project)
+        return coco.export_coco(project, unlabeled=unlabeled)
+    if fmt == "coco-predictions":
+        return coco.export_coco_predictions(project, version, unlabeled=unlabeled)
     if fmt == "folders":
         return export_folders(project)
     if fmt == "predictions":

@@ -149,6 +149,7 @@ def evaluation(project: Project, version: ModelVersion | None) -> dict | None:
     return {
         "version": version.number,
         "classes": [names[c].name if c in names else f"#{c}" for c in class_ids],
+        "class_ids": class_ids,
         "cv": m["cv_report"],
         "cv_rows": rows(m["cv_report"]),
         "audit": m.get("audit_report"),

@@ -26,19 +26,22 @@ from labeler.projects.access import get_project_for
 from labeler.projects.models import LabelClass
 from labeler.request_input import clean_json, json_errors
 
-from . import exports, maps, services, thumbs
+from . import exports, maps, neighbours, services, thumbs
 
 
 def _export_links(project) -> list[dict]:
     titles = {
         "csv": "Labels (CSV)", "json": "Labels (JSON)", "coco": "COCO (JSON)",
         "folders": "Images by class (zip)", "predictions": "Predictions (CSV)",
-        "model": "Model: head + README (zip)",
+        "model": "Model: head + README (zip)", "coco-predictions": "COCO predictions (JSON)",
     }
-    return [
+    links = [
         {"format": f, "title": titles[f], "url": reverse("insights:export", args=[project.pk, f])}
         for f in exports.FORMATS
     ]
+    links.insert(3, {"format": "coco", "title": "COCO, labelled images only",
+                     "url": reverse("insights:export", args=[project.pk, "coco"]) + "?unlabeled=0"})
+    return links
 
 
 def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
@@ -57,6 +60,9 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
             "classes": evaluation["classes"],
             "cv": evaluation["cv"]["matrix"],
             "audit": evaluation["audit"]["matrix"] if evaluation["audit"] else None,
+            # A cell opens the item table on its (given label, out-of-fold prediction) items.
+            "class_ids": evaluation["class_ids"],
+            "items_url": reverse("insights:items", args=[project.pk]),
         },
     }
     context = {
@@ -81,11 +87,19 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
 def label_errors(request: HttpRequest, project_id: int) -> HttpResponse:
     project = get_project_for(request.user, project_id, lead=True)
     show_all = request.GET.get("all") == "1"
+    classes = services.classes_of(project)
+    given = request.GET.get("given", "")
+    if given and given not in {str(c.pk) for c in classes}:
+        return HttpResponse("given must be the id of one of this project's classes.", status=400,
+                            content_type="text/plain; charset=utf-8")
     result = services.label_issues(project, include_reviewed=show_all)
+    if given:  # only the labels given as this class
+        result["issues"] = [r for r in result["issues"] if r["given"] and str(r["given"].pk) == given]
     return render(request, "insights/label_errors.html", {
         "tab": "errors",
         "project": project,
-        "classes": services.classes_of(project),
+        "classes": classes,
+        "given": given,
         "result": result,
         "show_all": show_all,
         "relabel_url": reverse("insights:relabel", args=[project.pk, 0]).replace("/0/", "/{id}/"),
@@ -117,6 +131,7 @@ def item_detail(request: HttpRequest, project_id: int, item_id: int) -> HttpResp
         "project": project,
         "item": item,
         "details": details,
+        "neighbours": neighbours.neighbour_rows(project, item),
         "relabel_url": reverse("insights:relabel", args=[project.pk, item.pk]),
     })
 
@@ -152,15 +167,19 @@ def export(request: HttpRequest, project_id: int, fmt: str) -> HttpResponse:
     if fmt not in exports.FORMATS:
         raise Http404("Unknown export format.")
     version = request.GET.get("version")
+    unlabeled = request.GET.get("unlabeled", "1")
+    if unlabeled not in ("0", "1"):
+        return HttpResponse("unlabeled must be 0 (leave unlabelled images out) or 1.", status=400,
+                            content_type="text/plain; charset=utf-8")
     try:
         number = int(version) if version else None
-        stream = exports.export(project, fmt, version=number)
+        stream = exports.export(project, fmt, version=number, unlabeled=unlabeled == "1")
     except ValueError as exc:  # ExportError, or a bad version number
         return HttpResponse(str(exc), status=409, content_type="text/plain; charset=utf-8")
     content_type, _ = exports.FORMATS[fmt]
     response = StreamingHttpResponse(stream, content_type=content_type)
     name = exports.filename_for(project, fmt)
-    if number and fmt in ("model", "predictions"):
+    if number and fmt in ("model", "predictions", "coco-predictions"):
         stem, ext = name.rsplit(".", 1)
         name = f"{stem}-v{number}.{ext}"
     response["Content-Disposition"] = f'attachment; filename="{name}"'

@@ -44,6 +44,21 @@ class Item(models.Model):
     predicted_confidence = models.FloatField(null=True, blank=True)
     embed_error = models.TextField(blank=True)
 
+    # Denormalised for the lead's item table (labeler.insights.browse): filters and keyset
+    # pages on indexed columns at a million items. current_label and has_audit_label follow
+    # the annotations (labeler.annotations.current); oof_predicted is the out-of-fold
+    # prediction of the last retrain for the items it trained on (the confusion matrix's
+    # "predicted"), null elsewhere.
+    current_label = models.ForeignKey(
+        LabelClass, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        editable=False, db_index=False,  # the composite indexes below serve every query
+    )
+    has_audit_label = models.BooleanField(default=False, editable=False)
+    oof_predicted = models.ForeignKey(
+        LabelClass, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        editable=False, db_index=False,  # the composite indexes below serve every query
+    )
+
     # Lease: an item handed to an annotator is held for them until it expires.
     leased_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -59,6 +74,15 @@ class Item(models.Model):
         indexes = [
             models.Index(fields=["project", "annotation_count", "query_rank", "random_key"]),
             models.Index(fields=["project", "annotation_count", "random_key"]),
+            # The item table's filters and sort orders (keyset pagination on (value, id)).
+            models.Index(fields=["project", "id"], name="item_project_id"),
+            models.Index(fields=["project", "current_label", "id"], name="item_label_id"),
+            models.Index(fields=["project", "current_label", "oof_predicted", "id"],
+                         name="item_label_oof_id"),
+            models.Index(fields=["project", "predicted_confidence", "id"], name="item_conf_id"),
+            models.Index(fields=["project", "has_audit_label", "id"], name="item_audit_id"),
+            models.Index(fields=["project", "predicted_class", "predicted_confidence", "id"],
+                         name="item_pred_conf_id"),
         ]
 
     def __str__(self) -> str:

@@ -72,7 +72,15 @@ def set_member(project: Project, user: AbstractBaseUser, role: str) -> Membershi
     membership, _ = Membership.objects.update_or_create(
         project=project, user=user, defaults={"role": role}
     )
+    _leads_changed(project)
     return membership
+
+
+def _leads_changed(project: Project) -> None:
+    """A lead's label is authoritative: who leads changes the items' current labels."""
+    from labeler.annotations.current import refresh_project
+
+    refresh_project(project.pk)
 
 
 RESERVED_KEYS = {"s", "z", "?"}  # labeling commands: skip, undo, help
@@ -212,8 +220,13 @@ def merge_classes(source: LabelClass, target: LabelClass) -> int:
 
     if source.project_id != target.project_id or source.pk == target.pk:
         raise ValueError("Merge two different classes of the same project.")
+    from labeler.annotations.current import refresh_items
+
+    touched = list(Annotation.objects.filter(label=source).values_list("item_id", flat=True))
     moved = Annotation.objects.filter(label=source).update(label=target)
     Item.objects.filter(predicted_class=source).update(predicted_class=target)
+    Item.objects.filter(oof_predicted=source).update(oof_predicted=target)
+    refresh_items(source.project_id, set(touched))  # majorities may change with merged votes
     project = source.project
     source.delete()
     transaction.on_commit(lambda: request_retrain(project))
@@ -224,3 +237,4 @@ def remove_member(project: Project, user: AbstractBaseUser) -> None:
     """Take `user` off the project; the items they hold are released at once (a signal of the
     annotations app does that for every deleted membership, the admin's included)."""
     Membership.objects.filter(project=project, user=user).delete()
+    _leads_changed(project)

@@ -243,6 +243,9 @@ def _evaluate_labels(X, y, *, item_ids, audit, C, n_splits, random_state, max_is
         }
         for i in top.tolist()
     ]
+    # Per labelled item, in item_ids order: the confusion matrix's "predicted" (the caller stores
+    # it on the items for the lead's item table and pops it; not a metric to keep per version).
+    out["oof_predicted"] = [int(c) for c in classes[pred].tolist()]
     out["label_issues_n"] = int(issues.candidates.sum())
     out["label_issues_confident"] = int(issues.flagged.sum())
     out["label_thresholds"] = [_r(t) for t in issues.thresholds]

@@ -148,6 +148,14 @@
       }, true);
     }
     draw("cv");
+    // A cell opens its images in the item table: given label x out-of-fold prediction.
+    chart.on("click", (p) => {
+      if (!cm.items_url || !cm.class_ids || !p.value) return;
+      const q = new URLSearchParams({ label: cm.class_ids[p.value[1]], oof: cm.class_ids[p.value[0]] });
+      const which = document.querySelector("input[name=cm]:checked");
+      if (which && which.value === "audit") q.set("audit", "1");
+      window.location.assign(cm.items_url + "?" + q.toString());
+    });
     document.querySelectorAll("input[name=cm]").forEach((r) => r.addEventListener("change", () => draw(r.value)));
   }
 

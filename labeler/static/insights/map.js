@@ -64,6 +64,8 @@
         emphasis: { disabled: true },
       });
     }
+    const mark = highlight();
+    if (mark) { seriesIndex.push(Int32Array.of(mark.index)); series.push(mark.series); }
     chart.setOption({
       animation: false,
       grid: { left: 10, right: 10, top: 40, bottom: 10 },
@@ -80,6 +82,21 @@
       ],
       series: series,
     }, { notMerge: true });
+  }
+
+  // ?item=ID (the item page's "Show on the map"): that item ringed, drawn over every class.
+  const highlightId = Number(new URLSearchParams(window.location.search).get("item")) || null;
+  function highlight() {
+    const i = highlightId ? state.ids.indexOf(highlightId) : -1;
+    if (i < 0) return null;
+    return {
+      index: i,
+      series: {
+        name: "item " + highlightId, type: "scatter", z: 10, symbolSize: 18,
+        data: [[state.x[i] / 65535, state.y[i] / 65535]],
+        itemStyle: { color: "rgba(0,0,0,0)", borderColor: "#d62728", borderWidth: 3 },
+      },
+    };
   }
 
   function pointOf(params) {
@@ -148,7 +165,7 @@
         label: decode(p.label, Uint8Array), pred: decode(p.pred, Uint8Array), conf: decode(p.conf, Uint8Array),
       };
       build();
-      window.labelerMap = { chart: chart, n: p.n, drawMs: performance.now() - t0, status: p.status, pixelOf: pixelOf };
+      window.labelerMap = { chart: chart, n: p.n, drawMs: performance.now() - t0, status: p.status, pixelOf: pixelOf, highlighted: !!(highlightId && state.ids.indexOf(highlightId) >= 0) };
     }
     status(p);
     if (p.status === "computing") pollTimer = setTimeout(load, p.n ? 8000 : 3000);

@@ -1,6 +1,8 @@
 """python manage.py export_labels PROJECT --format FORMAT --out PATH [--model-version N]
 
-FORMAT: csv | json | coco | folders | predictions | model (see labeler.insights.exports).
+FORMAT: csv | json | coco | coco-predictions | folders | predictions | model
+(see labeler.insights.exports). ``--labeled-only`` leaves unlabelled images out of the COCO files.
+A closed output pipe (``... --out - | head``) ends the export quietly.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ class Command(BaseCommand):
             "--model-version", type=int, default=None,
             help="model version for predictions/model (default: the latest ready one)",
         )
+        parser.add_argument(
+            "--labeled-only", action="store_true",
+            help="coco, coco-predictions: only the labelled images (default: every image)",
+        )
 
     def handle(self, *args, **opts) -> None:
         key = opts["project"]
@@ -38,17 +44,14 @@ class Command(BaseCommand):
             raise CommandError(f"No project named or numbered {key!r}.")
         fmt = opts["format"]
         try:
-            stream = exports.export(project, fmt, version=opts["model_version"])
+            stream = exports.export(project, fmt, version=opts["model_version"],
+                                    unlabeled=not opts["labeled_only"])
         except exports.ExportError as exc:
             raise CommandError(str(exc)) from exc
         out = opts["out"]
         written = 0
         if out == "-":
-            target = sys.stdout.buffer
-            for chunk in stream:
-                target.write(chunk)
-                written += len(chunk)
-            target.flush()
+            _to_stdout(stream)
             return
         path = Path(out)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,3 +65,19 @@ class Command(BaseCommand):
         finally:
             tmp.unlink(missing_ok=True)
         self.stderr.write(f"{project.name}: wrote {fmt} export to {path} ({written:,} bytes)")
+
+
+def _to_stdout(stream) -> None:
+    """Write to standard output; a reader that stops early (``| head``) ends the export quietly,
+    as Unix tools do, instead of a BrokenPipeError traceback."""
+    target = sys.stdout.buffer
+    try:
+        for chunk in stream:
+            target.write(chunk)
+        target.flush()
+    except BrokenPipeError:
+        # Python flushes stdout again at exit and would print a second error: point it at
+        # /dev/null first (https://docs.python.org/3/library/signal.html#note-on-sigpipe).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(141) from None  # 128 + SIGPIPE, what a shell reports for such a tool

@@ -41,6 +41,7 @@ RULES: dict[str, dict] = {
     "insights:label_errors": {"kind": "lead", "method": "get", "ok": {200}},
     "insights:map": {"kind": "lead", "method": "get", "ok": {200}},
     "insights:item": {"kind": "lead", "method": "get", "ok": {200}},
+    "insights:items": {"kind": "lead", "method": "get", "ok": {200}},
     "insights:export": {"kind": "lead", "method": "get", "ok": {200, 409}},
     "insights:map_data": {"kind": "lead", "method": "get", "ok": {200}},
     "insights:relabel": {"kind": "lead", "method": "post", "ok": {400}},

@@ -144,6 +144,13 @@ LABELER_EMBED_BATCH_SIZE = env_int("LABELER_EMBED_BATCH_SIZE", 0)  # 0 = featuri
 LABELER_EMBED_CHUNK = env_int("LABELER_EMBED_CHUNK", 1024)
 LABELER_QUERY_POOL_SIZE = env_int("LABELER_QUERY_POOL_SIZE", 300)
 LABELER_WEIGHTS_DIR = os.environ.get("LABELER_WEIGHTS_DIR", "")
+# Background work that could not be queued, or whose worker died, is queued again by a periodic
+# sweep (labeler.training.sweep, scheduled by `celery beat`): the catch-up delay after the broker
+# returns is at most about one interval. An embedding silent for EMBED_STALE seconds, or a
+# retrain requested RETRAIN_GUARD seconds ago and not finished, is presumed dead.
+LABELER_SWEEP_SECONDS = env_int("LABELER_SWEEP_SECONDS", 30)
+LABELER_EMBED_STALE_SECONDS = env_int("LABELER_EMBED_STALE_SECONDS", 300)
+LABELER_RETRAIN_GUARD_SECONDS = env_int("LABELER_RETRAIN_GUARD_SECONDS", 1800)
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
@@ -162,6 +169,14 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 # A task unacknowledged this long (its worker died) is handed to another worker. Each task run
 # is bounded (one chunk of embeddings, one retrain), so this is far above a normal run.
+CELERY_BEAT_SCHEDULE = {
+    "sweep": {
+        "task": "labeler.training.tasks.sweep",
+        "schedule": float(LABELER_SWEEP_SECONDS),
+        # A sweep not run by the next one is useless: don't let them pile up while no worker runs.
+        "options": {"expires": float(LABELER_SWEEP_SECONDS)},
+    },
+}
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("LABELER_BROKER_VISIBILITY_TIMEOUT", 1800)
 }

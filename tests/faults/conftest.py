@@ -96,8 +96,8 @@ def stack_factory(private_redis, labeler_dirs, settings, transactional_db):
             LABELER_ORPHAN_SECONDS="4",
             LABELER_EMBED_BATCH_SIZE="2",
             PYTHONUNBUFFERED="1",
-            **extra_env,
         )
+        env.update(extra_env)
         port = _free_port()
         py = sys.executable
         parts = [

@@ -83,7 +83,10 @@ TEMPLATES = [
 SQLITE_PATH = Path(os.environ.get("LABELER_SQLITE_PATH", DATA_DIR / "labeler.sqlite3"))
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{SQLITE_PATH}"), conn_max_age=60
+        os.environ.get("DATABASE_URL", f"sqlite:///{SQLITE_PATH}"), conn_max_age=60,
+        # A kept connection is checked before reuse: after a database restart the next request
+        # reconnects instead of failing on a dead socket.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

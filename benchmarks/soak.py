@@ -13,6 +13,9 @@ errors, p50/p95, labels acknowledged vs stored (must be equal), and the embeddin
 (items_embedded_twice and items_not_embedded must be 0).
 
     python benchmarks/soak.py [--minutes 10] [--annotators 50] [--items 3000] [--zip-items 500]
+
+On a small machine, fewer images with --overlap k (each image labeled by k annotators) keep the
+annotators busy without hours of embedding.
 """
 
 from __future__ import annotations
@@ -68,7 +71,8 @@ def setup(args) -> dict:
 
     call_command("migrate", verbosity=0)
     User = get_user_model()
-    project = create_project("Soak", [f"class{i}" for i in range(5)], retrain_every=10)
+    project = create_project("Soak", [f"class{i}" for i in range(5)], retrain_every=10,
+                             overlap=args.overlap)
     lead = User.objects.create_user("lead", password=secrets.token_hex(8))
     set_member(project, lead, Role.LEAD)
     sessions = []
@@ -172,11 +176,15 @@ def main() -> None:
                         help="pause after each label (an attentive annotator: ~3 s an image)")
     parser.add_argument("--items", type=int, default=3000, help="images imported first")
     parser.add_argument("--zip-items", type=int, default=500, help="images in the zip upload")
+    parser.add_argument("--overlap", type=int, default=1,
+                        help="annotators per item (more labels from fewer images to embed)")
     parser.add_argument("--drain-minutes", type=float, default=15.0,
                         help="how long to wait for embedding and the last retrain afterwards")
     parser.add_argument("--web-workers", type=int, default=2 * (os.cpu_count() or 1),
                         help="gunicorn processes (make run's default: 2 per core)")
     args = parser.parse_args()
+    # Stopped from outside: still stop the stack (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 
     data = Path(tempfile.mkdtemp(prefix="labeler-soak-"))
     redis_port, web_port = free_port(), free_port()
@@ -256,6 +264,7 @@ def main() -> None:
     print(json.dumps({
         "minutes": args.minutes,
         "annotators": args.annotators,
+        "overlap": args.overlap,
         "requests": len(latencies),
         "errors": sum(c.errors for c in clients),
         "p50_ms": round(q[49], 1),

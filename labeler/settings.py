@@ -149,8 +149,10 @@ LABELER_QUERY_POOL_SIZE = env_int("LABELER_QUERY_POOL_SIZE", 300)
 LABELER_WEIGHTS_DIR = os.environ.get("LABELER_WEIGHTS_DIR", "")
 # Background work that could not be queued, or whose worker died, is queued again by a periodic
 # sweep (labeler.training.sweep, scheduled by `celery beat`): the catch-up delay after the broker
-# returns is at most about one interval. An embedding silent for EMBED_STALE seconds, or a
-# retrain requested RETRAIN_GUARD seconds ago and not finished, is presumed dead.
+# returns is about one interval plus Celery's reconnect. A guard older than ORPHAN seconds that
+# no live worker holds while the queue is empty is an orphan (lost message, dead worker); an
+# embedding silent for EMBED_STALE seconds, or a retrain requested RETRAIN_GUARD seconds ago and
+# not finished, is presumed dead in any case.
 LABELER_SWEEP_SECONDS = env_int("LABELER_SWEEP_SECONDS", 30)
 LABELER_EMBED_STALE_SECONDS = env_int("LABELER_EMBED_STALE_SECONDS", 300)
 LABELER_RETRAIN_GUARD_SECONDS = env_int("LABELER_RETRAIN_GUARD_SECONDS", 1800)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import time
 
+from django.utils import timezone
+
 from labeler.annotations.models import Annotation
-from labeler.items.models import Item
+from labeler.items.models import UNRANKED, Item
 from labeler.projects.models import Project, Role
 from labeler.projects.services import set_member
 from labeler.training.models import ModelVersion, Status
@@ -47,7 +49,7 @@ def test_outage_mid_upload_and_labeling_catches_up(
     assert statuses == [201, 201, 201] or all(s in (200, 201) for s in statuses), statuses
     project.refresh_from_db()
     assert project.embed_status == "delayed" and project.retrain_delayed
-    assert "delayed" in web.request("GET", f"/projects/{project.pk}/")[1].decode()
+    assert "could not be queued" in web.request("GET", f"/projects/{project.pk}/")[1].decode()
 
     private_redis.start()
     back = time.monotonic()
@@ -66,3 +68,24 @@ def test_outage_mid_upload_and_labeling_catches_up(
              "the delay notice to clear")
     project = Project.objects.get(pk=project.pk)
     assert not project.retrain_delayed and project.delayed_since is None
+
+
+def test_lost_messages_are_queued_again(stack_factory, project_factory, add_images):
+    """Messages lost with a Redis restart (no snapshot) leave guards that nobody holds: the
+    sweep's orphan check (LABELER_ORPHAN_SECONDS=4 here) queues the work again."""
+    project = project_factory("Lost", classes=("a", "b"))
+    stack_factory(web=False)
+    items = add_images(project, 3)
+    # As if an embedding and a retrain had been queued, then Redis restarted empty.
+    lost_at = timezone.now()
+    Project.objects.filter(pk=project.pk).update(
+        embed_requested_at=lost_at, embed_status="queued", retrain_requested_at=lost_at
+    )
+    started = time.monotonic()
+
+    def recovered() -> bool:
+        ranked = Item.objects.filter(project=project, query_rank__lt=UNRANKED).count()
+        return settled(project) and ranked == len(items)
+
+    wait_for(recovered, 90, 0.5, "the lost embedding and retrain to be queued again")
+    print(f"lost messages: recovered in {elapsed_since(started):.1f}s")

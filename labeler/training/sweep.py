@@ -53,8 +53,8 @@ def _last_sign(requested: datetime, updated: datetime | None) -> datetime:
 
 
 def _held_or_queued() -> set[tuple[int, str]] | None:
-    """(project id, kind) of every embedding or retrain that a live worker holds (running or
-    prefetched); None when unsure: messages wait in the queue, or the broker or the workers
+    """(project id, kind) of every embedding or retrain that a live worker holds (running,
+    prefetched or waiting for a retry); None when unsure: messages wait in the queue, or the broker or the workers
     could not be asked. A guard that no worker holds while the queue is empty is an orphan: its
     message was lost with a restarted broker, or sits unacknowledged by a dead worker."""
     from worker.celery_app import app
@@ -64,16 +64,17 @@ def _held_or_queued() -> set[tuple[int, str]] | None:
             if conn.default_channel.client.llen(settings.CELERY_TASK_DEFAULT_QUEUE):
                 return None
         inspect = app.control.inspect(timeout=1.0)
-        replies = [inspect.active(), inspect.reserved()]
+        replies = [inspect.active(), inspect.reserved(), inspect.scheduled()]
     except Exception:  # not Redis, or the broker went away meanwhile
         logger.warning("sweep: could not inspect the queue and workers", exc_info=True)
         return None
-    if not replies[0]:
+    if not all(replies):
         return None  # no worker answered: the sweep itself runs in one, so something is off
     held = set()
     for reply in replies:
-        for tasks in (reply or {}).values():
-            for task in tasks:
+        for tasks in reply.values():
+            for entry in tasks:
+                task = entry.get("request", entry)  # scheduled (retry countdown) entries wrap it
                 args = task.get("args")
                 if isinstance(args, str):
                     args = ast.literal_eval(args)

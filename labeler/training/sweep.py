@@ -99,7 +99,7 @@ def _requeue(pk: int, kind: str, guard: datetime) -> bool:
 def sweep() -> dict[str, int]:
     """Queue delayed, lost and stalled work of every project. Returns what it queued."""
     now = timezone.now()
-    queued: Counter[str] = Counter()
+    queued: Counter[str] = Counter(embedding=0, retrain=0)
     suspects: list[tuple[int, str, datetime]] = []
     rows = Project.objects.values_list(
         "pk", "embed_status", "embed_requested_at", "embed_updated_at",

@@ -16,6 +16,6 @@ def sweep() -> dict[str, int]:
     from .sweep import sweep as run_sweep
 
     queued = run_sweep()
-    if queued and any(queued.values()):
+    if any(queued.values()):
         logger.info("sweep queued %s", queued)
     return queued

@@ -145,7 +145,7 @@ def _listening(port: int) -> bool:
         return False
 
 
-class Browser:
+class WebClient:
     """HTTP as a logged-in member: a session made in the database, CSRF by cookie and header."""
 
     def __init__(self, port: int, user) -> None:

@@ -19,7 +19,7 @@ from labeler.projects.services import set_member
 from labeler.training.models import ModelVersion, Status
 
 from ..conftest import jpeg_bytes, wait_for
-from .conftest import Browser, all_embedded, elapsed_since, settled
+from .conftest import WebClient, all_embedded, elapsed_since, settled
 
 CATCH_UP_SECONDS = 60
 
@@ -33,7 +33,7 @@ def test_outage_mid_upload_and_labeling_catches_up(
     add_images(project, 4)
     stack = stack_factory()
     wait_for(lambda: settled(project), 120, 0.5, "the first images to be embedded and ranked")
-    web = Browser(stack.port, lead)
+    web = WebClient(stack.port, lead)
     label = project.classes.first().pk
 
     private_redis.stop()

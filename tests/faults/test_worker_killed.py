@@ -13,13 +13,13 @@ from labeler.projects.services import set_member
 from labeler.training.models import ModelVersion, Status
 
 from ..conftest import wait_for
-from .conftest import Browser, embedded_ids, settled
+from .conftest import WebClient, embedded_ids, settled
 
 
 class Watcher(threading.Thread):
     """Polls a page and the status API while the worker is down; counts what was not a 200."""
 
-    def __init__(self, web: Browser, project_id: int) -> None:
+    def __init__(self, web: WebClient, project_id: int) -> None:
         super().__init__(daemon=True)
         self.web, self.project_id = web, project_id
         self.answers: list[int] = []
@@ -43,7 +43,7 @@ def test_worker_killed_mid_embedding_and_mid_retrain(
     items = add_images(project, 8)
     # Small chunks and batches: the embedding is still running when the kill comes.
     stack = stack_factory(LABELER_EMBED_CHUNK="3", LABELER_EMBED_BATCH_SIZE="1")
-    web = Browser(stack.port, lead)
+    web = WebClient(stack.port, lead)
     watcher = Watcher(web, project.pk)
     watcher.start()
 

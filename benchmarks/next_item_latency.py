@@ -77,7 +77,6 @@ def fill(n_items: int, n_annotators: int, dim: int) -> dict:
     django.setup()
     import numpy as np
     from django.contrib.auth import get_user_model
-    from django.contrib.sessions.backends.db import SessionStore
     from django.core.management import call_command
 
     from labeler.annotations.services import save_annotation
@@ -126,13 +125,20 @@ def fill(n_items: int, n_annotators: int, dim: int) -> dict:
     for i in range(n_annotators):
         user = User.objects.create_user(f"annotator{i}", password=secrets.token_hex(8))
         set_member(project, user, Role.ANNOTATOR)
-        s = SessionStore()
-        s["_auth_user_id"] = str(user.pk)
-        s["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
-        s["_auth_user_hash"] = user.get_session_auth_hash()
-        s.create()
-        sessions.append(s.session_key)
+        sessions.append(login_session(user))
     return {"project": project.pk, "labels": label_ids, "sessions": sessions}
+
+
+def login_session(user) -> str:
+    """A session key logged in as `user` (made in the database: no login round trip)."""
+    from django.contrib.sessions.backends.db import SessionStore
+
+    s = SessionStore()
+    s["_auth_user_id"] = str(user.pk)
+    s["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+    s["_auth_user_hash"] = user.get_session_auth_hash()
+    s.create()
+    return s.session_key
 
 
 class Client(threading.Thread):

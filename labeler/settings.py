@@ -76,7 +76,10 @@ TEMPLATES = [
 SQLITE_PATH = Path(os.environ.get("LABELER_SQLITE_PATH", DATA_DIR / "labeler.sqlite3"))
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{SQLITE_PATH}"), conn_max_age=60
+        os.environ.get("DATABASE_URL", f"sqlite:///{SQLITE_PATH}"), conn_max_age=60,
+        # A kept connection is checked before reuse: after a database restart the next request
+        # reconnects instead of failing on a dead socket.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -139,6 +142,16 @@ LABELER_QUERY_POOL_SIZE = env_int("LABELER_QUERY_POOL_SIZE", 300)
 # Custom backbone weights: a lead may pick only checkpoint files inside this folder (empty: no
 # custom weights). The worker also looks here for official checkpoints (worker.ml.backbones).
 LABELER_WEIGHTS_DIR = os.environ.get("LABELER_WEIGHTS_DIR", "")
+# Background work that could not be queued, or whose worker died, is queued again by a periodic
+# sweep (labeler.training.sweep, scheduled by `celery beat`): the catch-up delay after the broker
+# returns is about one interval plus Celery's reconnect. A guard older than ORPHAN seconds that
+# no live worker holds while the queue is empty is an orphan (lost message, dead worker); an
+# embedding silent for EMBED_STALE seconds, or a retrain requested RETRAIN_GUARD seconds ago and
+# not finished, is presumed dead in any case.
+LABELER_SWEEP_SECONDS = env_int("LABELER_SWEEP_SECONDS", 30)
+LABELER_EMBED_STALE_SECONDS = env_int("LABELER_EMBED_STALE_SECONDS", 300)
+LABELER_RETRAIN_GUARD_SECONDS = env_int("LABELER_RETRAIN_GUARD_SECONDS", 1800)
+LABELER_ORPHAN_SECONDS = env_int("LABELER_ORPHAN_SECONDS", 120)
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
@@ -157,6 +170,14 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 # A task unacknowledged this long (its worker died) is handed to another worker. Each task run
 # is bounded (one chunk of embeddings, one retrain), so this is far above a normal run.
+CELERY_BEAT_SCHEDULE = {
+    "sweep": {
+        "task": "labeler.training.tasks.sweep",
+        "schedule": float(LABELER_SWEEP_SECONDS),
+        # A sweep not run by the next one is useless: don't let them pile up while no worker runs.
+        "options": {"expires": float(LABELER_SWEEP_SECONDS)},
+    },
+}
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("LABELER_BROKER_VISIBILITY_TIMEOUT", 1800)
 }

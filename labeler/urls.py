@@ -11,3 +11,5 @@ urlpatterns = [
     path("", include("labeler.annotations.urls")),
     path("", include("labeler.insights.urls")),
 ]
+
+handler500 = "labeler.outages.server_error"

@@ -39,6 +39,7 @@ start_postgres() {
   run_as_postgres "'$bin/initdb' -D '$dir/data' -A trust -U labeler -E UTF8 >'$dir/initdb.log' 2>&1" || { cat "$dir/initdb.log" >&2; return 1; }
   run_as_postgres "'$bin/pg_ctl' -D '$dir/data' -l '$dir/server.log' -w -o \"-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off\" start >/dev/null" || { cat "$dir/server.log" >&2; return 1; }
   echo "$bin/pg_ctl -D $dir/data -m fast stop" > "$dir/stop"
+  echo "$bin/pg_ctl -D $dir/data -l $dir/server.log -w -o \"-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off\" start" > "$dir/start"
   echo "postgres://labeler@127.0.0.1:$port/postgres|$dir"
 }
 

@@ -28,7 +28,7 @@ from worker.ml.embedding_store import EmbeddingStore
 logger = logging.getLogger("worker.tasks")
 
 # An embedding chain that has not reported progress for this long is presumed dead.
-EMBED_STALE = timedelta(minutes=5)
+EMBED_STALE = timedelta(seconds=settings.LABELER_EMBED_STALE_SECONDS)
 
 
 def store_for(project_id: int, backbone: str) -> EmbeddingStore:

@@ -79,10 +79,20 @@ def save_annotation(
             refresh_items(item.project_id, [item.pk])
     except IntegrityError:
         # The client_id is taken: a concurrent retry won the race, or the client reused an id.
-        if client_id is None:
-            raise
-        existing = Annotation.objects.filter(client_id=client_id).first()
+        existing = (
+            Annotation.objects.filter(client_id=client_id).first() if client_id is not None
+            else None
+        )
         if existing is None:
+            if user is not None and Annotation.objects.filter(
+                item_id=item.pk, annotator_id=user.pk
+            ).exists():
+                # The same annotator's concurrent save (a second tab) labeled this item first:
+                # this one edits that label, as a relabel does (PostgreSQL; SQLite serialises).
+                return save_annotation(
+                    item, label, user, seconds_spent=seconds_spent, client_id=client_id,
+                    source=source, trigger_retrain=trigger_retrain,
+                )
             raise
         if existing.item_id != item.pk:
             raise AnnotationError("client_id already used for another item.") from None

@@ -66,6 +66,13 @@ class Project(models.Model):
     embed_message = models.TextField(blank=True, editable=False)
     # The embedding chain that owns this project's embedding (one at a time; see worker.tasks).
     embed_token = models.CharField(max_length=32, blank=True, editable=False)
+    # Background work that could not be queued (the broker was down): the periodic sweep
+    # (labeler.training.sweep) queues it once the broker is back. An embedding that waits so
+    # shows embed_status "delayed"; a retrain that waits so sets retrain_delayed.
+    retrain_delayed = models.BooleanField(default=False, editable=False)
+    delayed_since = models.DateTimeField(null=True, blank=True, editable=False)
+    # When the sweep last looked at this project: old means no worker, scheduler or broker runs.
+    work_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]

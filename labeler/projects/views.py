@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
 from labeler.items.models import Item
+from labeler.training.sweep import delay_notice
 
 from .access import get_project_for, role_of, visible_projects
 from .forms import ProjectForm
@@ -63,6 +64,8 @@ def status_payload(project: Project) -> dict:
             "seconds_left": round(remaining / project.embed_rate) if project.embed_rate else None,
         },
         "retraining": project.retraining,
+        # A sentence when background work is late (broker down, worker dead), else None.
+        "delayed": delay_notice(project),
         "model": None
         if latest is None
         else {

@@ -3,6 +3,8 @@ of each runs per project.
 
 The guard is a timestamp on the project set by a conditional UPDATE (atomic on every database):
 only the request that flips it enqueues a task. A stale guard (a worker killed hard) expires.
+A request the broker refused is marked on the project (embed_status "delayed", retrain_delayed)
+and queued by the periodic sweep (labeler.training.sweep) once the broker is back.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from labeler.annotations.models import Annotation
@@ -20,8 +24,10 @@ from labeler.projects.models import Project
 
 logger = logging.getLogger("labeler.training")
 
-RETRAIN_GUARD = timedelta(minutes=30)
+RETRAIN_GUARD = timedelta(seconds=settings.LABELER_RETRAIN_GUARD_SECONDS)
 EMBED_GUARD = timedelta(minutes=45)  # longer than one chunk; refreshed by each chunk
+# An embedding chain silent this long (no batch stored, no chunk started) is presumed dead.
+EMBED_STALE = timedelta(seconds=settings.LABELER_EMBED_STALE_SECONDS)
 
 
 def _enqueue(task, *args) -> bool:
@@ -34,20 +40,25 @@ def _enqueue(task, *args) -> bool:
     return True
 
 
-def request_embedding(project: Project, *, force: bool = False) -> bool:
+def request_embedding(project: Project | int, *, force: bool = False) -> bool:
     """Enqueue the embedding task unless one is already queued or running for this project."""
     from worker.tasks import embed_project
 
+    project_id = project if isinstance(project, int) else project.pk
     now = timezone.now()
-    qs = Project.objects.filter(pk=project.pk)
+    qs = Project.objects.filter(pk=project_id)
     if not force:
         qs = qs.filter(Q(embed_requested_at__isnull=True) | Q(embed_requested_at__lt=now - EMBED_GUARD))
     if not qs.update(embed_requested_at=now, embed_status="queued"):
         return False
-    if not _enqueue(embed_project, project.pk):
-        Project.objects.filter(pk=project.pk).update(embed_requested_at=None, embed_status="idle")
+    if not _enqueue(embed_project, project_id):
+        # Not lost: the sweep queues it when the broker is back; the pages say it waits.
+        Project.objects.filter(pk=project_id).update(
+            embed_requested_at=None, embed_status="delayed",
+            delayed_since=Coalesce("delayed_since", now),
+        )
         return False
-    logger.info("embedding queued for project %s", project.pk)
+    logger.info("embedding queued for project %s", project_id)
     return True
 
 
@@ -60,11 +71,15 @@ def request_retrain(project: Project | int) -> bool:
     updated = Project.objects.filter(
         Q(retrain_requested_at__isnull=True) | Q(retrain_requested_at__lt=now - RETRAIN_GUARD),
         pk=project_id,
-    ).update(retrain_requested_at=now)
+    ).update(retrain_requested_at=now, retrain_delayed=False)
     if not updated:
         return False
     if not _enqueue(retrain_project, project_id):
-        Project.objects.filter(pk=project_id).update(retrain_requested_at=None)
+        # The guard is released (the next label may try again) and the sweep retries it.
+        Project.objects.filter(pk=project_id).update(
+            retrain_requested_at=None, retrain_delayed=True,
+            delayed_since=Coalesce("delayed_since", now),
+        )
         return False
     logger.info("retrain queued for project %s", project_id)
     return True

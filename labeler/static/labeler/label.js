@@ -264,6 +264,8 @@
       } else if (m && m.cv_accuracy != null) text += ` · CV accuracy ${Math.round(m.cv_accuracy * 100)} %`;
       $("model-status").textContent = text;
       $("retraining").hidden = !s.retraining;
+      $("delayed").hidden = !s.delayed;
+      $("delayed").textContent = s.delayed || "";
       const version = m ? m.version : null;
       if (version !== modelVersion) {
         const changed = modelVersion !== null || version !== null;

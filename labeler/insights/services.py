@@ -59,44 +59,6 @@ def store_of(project: Project, backbone: str | None = None):
     return store_for(project.pk, backbone or project.backbone)
 
 
-# ---------------------------------------------------------------------------- learning curve
-
-
-def learning_curve(project: Project) -> dict:
-    """One point per ready model version; the predicted random curve from the latest one."""
-    versions = list(project.model_versions.filter(status=Status.READY).order_by("number"))
-    points = []
-    for v in versions:
-        m = v.metrics or {}
-        ci = m.get("audit_ci")
-        points.append({
-            "version": v.number,
-            "n": v.labels_used,
-            "cv": m.get("cv_accuracy"),
-            "audit": m.get("audit_accuracy"),
-            "audit_low": ci[0] if ci else None,
-            "audit_high": ci[1] if ci else None,
-            "audit_n": m.get("audit_n"),
-        })
-    random = None
-    if versions:
-        curve = (versions[-1].metrics or {}).get("random_curve")
-        if curve:
-            random = dict(curve)
-            fit = curve.get("fit")
-            max_n = max([p["n"] for p in points] + [p["n"] for p in curve["points"]])
-            if fit:
-                from worker.ml.evaluation import power_law
-
-                start = curve["points"][0]["n"]
-                grid = np.unique(np.geomspace(start, max(max_n, start + 1), 40).round())
-                random["predicted"] = [
-                    [int(n), round(float(power_law(n, fit["a"], fit["b"], fit["c"])), 4)]
-                    for n in grid
-                ]
-    return {"points": points, "random": random}
-
-
 # ---------------------------------------------------------------------------- distributions
 
 

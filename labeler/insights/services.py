@@ -239,7 +239,22 @@ def _labelled_matrix(project: Project, labels: dict[int, int], backbone: str | N
     return lab, X, y
 
 
-def compute_evaluation(project: Project) -> dict | None:
+def reviewed_since(project: Project, item_ids: list[int], when) -> set[int]:
+    """Items of `item_ids` a lead (or staff) labelled after `when`: a relabel or a "keep"."""
+    if when is None or not item_ids:
+        return set()
+    from labeler.projects.models import Membership, Role
+
+    leads = Membership.objects.filter(project=project, role=Role.LEAD).values("user_id")
+    # By project and time (few rows since the last retrain), not by a long list of ids.
+    recent = Annotation.objects.filter(item__project=project, updated_at__gt=when)
+    found = set(recent.filter(annotator_id__in=leads).values_list("item_id", flat=True)) | set(
+        recent.filter(annotator__is_staff=True).values_list("item_id", flat=True)
+    )
+    return found & {int(i) for i in item_ids}
+
+
+def compute_evaluation(project: Project, *, with_oof: bool = False) -> dict | None:
     """Run worker.ml.evaluation on the current labels now (no model version needed)."""
     from worker.ml.evaluation import evaluate_labels
 
@@ -250,7 +265,8 @@ def compute_evaluation(project: Project) -> dict | None:
     version = latest_version(project)
     C = (version.metrics or {}).get("C") if version else None
     is_audit = np.array([int(i) in audit for i in ids.tolist()])
-    return evaluate_labels(X, y, item_ids=ids, audit=is_audit, C=C, random_curve=False)
+    return evaluate_labels(X, y, item_ids=ids, audit=is_audit, C=C, random_curve=False,
+                           with_oof=with_oof)
 
 
 def label_issues(project: Project, *, include_reviewed: bool = False) -> dict:
@@ -277,19 +293,7 @@ def label_issues(project: Project, *, include_reviewed: bool = False) -> dict:
     classes = {c.pk: c for c in classes_of(project)}
     item_ids = [r["item"] for r in raw]
     items = Item.objects.in_bulk(item_ids)
-    reviewed: set[int] = set()
-    if evaluated_at is not None and item_ids:
-        from labeler.projects.models import Membership, Role
-
-        leads = Membership.objects.filter(project=project, role=Role.LEAD).values("user_id")
-        reviewed = set(
-            Annotation.objects.filter(item_id__in=item_ids, updated_at__gt=evaluated_at)
-            .filter(annotator_id__in=leads).values_list("item_id", flat=True)
-        ) | set(
-            Annotation.objects.filter(
-                item_id__in=item_ids, updated_at__gt=evaluated_at, annotator__is_staff=True
-            ).values_list("item_id", flat=True)
-        )
+    reviewed = reviewed_since(project, item_ids, evaluated_at)
     issues = []
     for rank, r in enumerate(raw, start=1):
         item = items.get(r["item"])

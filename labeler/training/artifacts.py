@@ -6,8 +6,9 @@
   so that no version is ever scored on an item it was trained on. Kept apart from the head a
   lead downloads, whose documented bundle stays as it is.
 * ``v<N>.oof.npz`` — the version's out-of-fold predictions for its labelled items (item id,
-  predicted class id, its probability, label-error candidate flag): the one cross-validation
-  behind its CV accuracy, confusion matrix, label-error list and the map's "disagrees" filter.
+  label given then, predicted class id, its probability, label-error candidate flag): the one
+  cross-validation behind its CV accuracy, confusion matrix, label-error list and the map's
+  "disagrees" filter.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 
-OOF_KEYS = ("item", "predicted", "confidence", "candidate")
+OOF_KEYS = ("item", "given", "predicted", "confidence", "candidate")
 
 
 def _sibling(head_file: str | os.PathLike[str], suffix: str) -> Path:
@@ -74,7 +75,7 @@ def save_oof(head_file, oof: dict) -> None:
 
 
 def load_oof(head_file: str) -> dict | None:
-    """``{"item", "predicted", "confidence", "candidate"}`` arrays, or None when not stored."""
+    """The :data:`OOF_KEYS` arrays, aligned, or None when not stored."""
     if not head_file:
         return None
     try:

@@ -201,8 +201,8 @@ def evaluate_labels(
     ``audit_report``, ``label_issues`` (top :data:`MAX_ISSUES`, ranked), ``label_issues_n``
     (all candidates), ``label_issues_confident`` (strict confident-learning filter),
     ``label_thresholds``, ``random_curve``, ``eval_seconds``; with ``with_oof`` also ``oof``, the
-    one entry that is not JSON: numpy arrays of the per-row out-of-fold prediction, its
-    probability and the label-error candidate flag (the retrain stores them as a file).
+    one entry that is not JSON: numpy arrays of the per-row given label, out-of-fold
+    prediction, its probability and the label-error candidate flag (the retrain stores them as a file).
     """
     from threadpoolctl import threadpool_limits
 
@@ -264,6 +264,7 @@ def _evaluate_labels(X, y, *, item_ids, audit, C, n_splits, random_state, max_is
     if with_oof:
         out["oof"] = {
             "item": ids,
+            "given": y.astype(np.int64),
             "predicted": classes[pred] if len(y) else np.zeros(0, dtype=np.int64),
             "confidence": proba[np.arange(len(y)), pred].astype(np.float32),
             "candidate": issues.candidates,

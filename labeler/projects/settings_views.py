@@ -49,12 +49,22 @@ def _apply(request: HttpRequest, project: Project) -> str:
         services.rename_class(label, post["name"])
         services.set_hotkey(label, post.get("hotkey", ""))
         return f"Class {label.name} saved."
-    if action == "reorder":
-        order = [int(x) for x in post["order"].split(",") if x.strip()]
+    if action == "reorder":  # the full new order, from dragging rows (labeler/settings.js)
+        try:
+            order = [int(x) for x in post["order"].split(",") if x.strip()]
+        except ValueError:
+            raise ValueError("The new order must be class ids separated by commas.") from None
         services.reorder_classes(project, order)
         return "Order saved."
+    if action == "move_class":  # the ↑ / ↓ buttons
+        label = _class(project, post.get("label"))
+        services.move_class(label, post.get("direction", ""))
+        return f"Moved {label.name} {post['direction']}."
     if action == "merge":
         source, target = _class(project, post.get("source")), _class(project, post.get("target"))
+        if source.pk == target.pk:
+            raise ValueError(f"Pick two different classes: {source.name} cannot be merged into "
+                             "itself. Nothing was changed.")
         moved = services.merge_classes(source, target)
         return f"Merged {source.name} into {target.name}: {moved} labels moved."
     if action == "member":
@@ -84,16 +94,18 @@ def project_settings(request: HttpRequest, project_id: int) -> HttpResponse:
         except FileNotFoundError as exc:
             messages.error(request, str(exc))
         return redirect("projects:settings", project_id=project.pk)
-    from worker.ml.backbones import available_backbones
-    from worker.ml.strategies import STRATEGIES
+    # The torch-free registries: the web process never imports torch (seconds per process).
+    from worker.ml.backbone_specs import available_backbones
+    from worker.ml.strategy_names import STRATEGY_NAMES
 
     project.refresh_from_db()
     context = {
+        "tab": "settings",
         "project": project,
         "classes": project.classes.all(),
         "memberships": Membership.objects.filter(project=project).select_related("user"),
         "roles": Role.choices,
-        "strategies": list(STRATEGIES),
+        "strategies": list(STRATEGY_NAMES),
         "backbones": available_backbones(),
     }
     return render(request, "projects/settings.html", context)

@@ -11,9 +11,9 @@ from .models import Item
 
 
 def with_current_label(queryset: QuerySet[Item]) -> QuerySet[Item]:
-    """Annotate ``current_label_id`` in SQL, by the retrain's rule (worker.tasks._current_labels):
-    the latest label by a lead of the project, else the majority over annotators with the
-    latest label breaking ties. One correlated subquery per row of the page, so the list stays
+    """Annotate ``label_now_id`` (and ``label_now_name``) in SQL, by the retrain's rule
+    (worker.tasks._current_labels): the latest label by a lead of the project, else the
+    majority over annotators with the latest label breaking ties. One correlated subquery per row of the page, so the list stays
     paginated, sortable and filterable at any size."""
     leads = Membership.objects.filter(project=OuterRef(OuterRef("project")), role=Role.LEAD)
     by_lead = (
@@ -26,9 +26,9 @@ def with_current_label(queryset: QuerySet[Item]) -> QuerySet[Item]:
         .order_by("-votes", "-last").values("label")[:1]
     )
     return queryset.annotate(
-        current_label_id=Coalesce(Subquery(by_lead), Subquery(majority))
-    ).annotate(current_label_name=Subquery(
-        LabelClass.objects.filter(pk=OuterRef("current_label_id")).values("name")[:1]
+        label_now_id=Coalesce(Subquery(by_lead), Subquery(majority))
+    ).annotate(label_now_name=Subquery(
+        LabelClass.objects.filter(pk=OuterRef("label_now_id")).values("name")[:1]
     ))
 
 
@@ -46,7 +46,7 @@ class CurrentLabelFilter(admin.SimpleListFilter):
         if value == "none":
             return queryset.filter(annotation_count=0)
         if value and value.isdigit():
-            return queryset.filter(current_label_id=int(value))
+            return queryset.filter(label_now_id=int(value))
         return queryset
 
 
@@ -108,9 +108,9 @@ class ItemAdmin(admin.ModelAdmin):
         return format_html('<img src="{}" width="64" height="64" loading="lazy" alt="{}">',
                            url, item.original_name)
 
-    @admin.display(description="current label", ordering="current_label_name")
+    @admin.display(description="current label", ordering="label_now_name")
     def current_label(self, item: Item) -> str:
-        return item.current_label_name or "–"
+        return item.label_now_name or "–"
 
     @admin.display(description="confidence", ordering=F("predicted_confidence").desc(
         nulls_last=True))

@@ -13,8 +13,8 @@ from .models import Item
 def with_current_label(queryset: QuerySet[Item]) -> QuerySet[Item]:
     """Annotate ``label_now_id`` (and ``label_now_name``) in SQL, by the retrain's rule
     (worker.tasks._current_labels): the latest label by a lead of the project, else the
-    majority over annotators with the latest label breaking ties. One correlated subquery per row of the page, so the list stays
-    paginated, sortable and filterable at any size."""
+    majority over annotators with the latest label breaking ties. Correlated subqueries per
+    row of the page, so the list stays paginated, sortable and filterable at any size."""
     leads = Membership.objects.filter(project=OuterRef(OuterRef("project")), role=Role.LEAD)
     by_lead = (
         Annotation.objects.filter(item=OuterRef("pk"), annotator__in=leads.values("user"))

@@ -258,10 +258,10 @@ def retrain_project(self, project_id: int) -> dict | None:
 def _retrain(project) -> dict | None:
     from labeler.annotations.models import Annotation
     from labeler.projects.models import Project
+    from labeler.training.comparison import store_version_files
     from labeler.training.models import ModelVersion, Status
-    from worker.ml.evaluation import evaluate_safely
+    from worker.ml.evaluation import measure_version
     from worker.ml.head import LogisticHead
-    from worker.ml.metrics import wilson_interval
 
     started = time.monotonic()
     # Taken before the labels are read, so that a label saved meanwhile counts as new.
@@ -298,28 +298,10 @@ def _retrain(project) -> dict | None:
         X_lab = np.asarray(matrix[rows], dtype=np.float32)
         y = np.array([labels[int(i)] for i in lab_ids], dtype=np.int64)
         head = LogisticHead().fit(X_lab, y)
-        metrics: dict = {
-            "n_labels": int(len(y)),
-            "n_classes_labeled": int(len(np.unique(y))),
-            "class_counts": {str(k): int(v) for k, v in Counter(y.tolist()).items()},
-            "cv_accuracy": None if head.cv_accuracy_ is None else float(head.cv_accuracy_),
-            "C": float(head.C_),
-        }
-        # Unbiased estimate: a head trained without the audit labels, scored on them.
+        # CV accuracy, confusion matrix, label errors (one cross-validation); audit accuracy.
         is_audit = np.array([int(i) in audit_items for i in lab_ids])
-        if is_audit.any() and (~is_audit).any():
-            eval_head = LogisticHead().fit(X_lab[~is_audit], y[~is_audit])
-            correct = int((eval_head.predict(X_lab[is_audit]) == y[is_audit]).sum())
-            n_audit = int(is_audit.sum())
-            low, high = wilson_interval(correct, n_audit)
-            metrics.update(
-                audit_n=n_audit, audit_accuracy=correct / n_audit,
-                audit_ci=[float(low), float(high)],
-            )
-        # Dashboard extras: CV confusion matrix, per-class P/R/F1, label errors, random curve.
-        evaluated = evaluate_safely(X_lab, y, item_ids=lab_ids, audit=is_audit, C=head.C_)
-        oof_predicted = evaluated.pop("oof_predicted", None)
-        metrics.update(evaluated)
+        metrics, extras = measure_version(head, X_lab, y, item_ids=lab_ids, audit=is_audit)
+        head.cv_proba_ = None  # used above; the downloadable head does not carry it
 
         ranked = _rank_pool(project, ids, matrix, head, X_lab, row_of)
         # Predictions for every embedded item (suggestions, grid mode, exports).
@@ -334,9 +316,12 @@ def _retrain(project) -> dict | None:
             {"head": head, "backbone": project.backbone, "classes": head.classes_.tolist()},
             head_path,
         )
+        # Evaluation head and out-of-fold predictions beside it; every version compared.
+        store_version_files(project, number, str(head_path), labels, audit_items, extras,
+                            metrics)
         _store_predictions(project, ids, predicted, confidence, ranked)
-        if oof_predicted is not None:
-            _store_oof(lab_ids, oof_predicted)
+        if extras["oof"] is not None:  # the item table's confusion-matrix cells
+            _store_oof(extras["oof"]["item"], extras["oof"]["predicted"].tolist())
         metrics["seconds"] = round(time.monotonic() - started, 3)
         with transaction.atomic():
             version.status = Status.READY

@@ -138,6 +138,39 @@ def _b64(a: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(a).tobytes()).decode("ascii")
 
 
+def disagreements(project: Project, labels: dict[int, int]) -> dict | None:
+    """The out-of-fold disagreements the label-errors page lists, for every labelled item.
+
+    Same source as that page: the latest version's out-of-fold predictions (stored at its
+    retrain, labeler.training.artifacts), or, when it stored none, computed now on the current
+    labels (up to services.MAX_LABELS_ON_DEMAND). An item disagrees when it is a label-error
+    candidate (confident-learning flag, or the out-of-fold prediction is another class) and is
+    not reviewed since: its label is still the one judged and no lead labelled it after.
+    Returns ``{"item", "predicted", "disagree", "source"}`` or None when unavailable.
+    """
+    from labeler.training.artifacts import load_oof
+
+    version = services.latest_version(project)
+    oof = load_oof(version.head_file) if version is not None else None
+    when = version.finished_at if version is not None else None
+    source = f"model v{version.number}" if version is not None else ""
+    if oof is None:
+        if not labels or len(labels) > services.MAX_LABELS_ON_DEMAND:
+            return None
+        result = services.compute_evaluation(project, with_oof=True)
+        if result is None:
+            return None
+        oof, when, source = result["oof"], None, "computed now"
+    items = oof["item"].astype(np.int64)
+    still = np.array([labels.get(int(i)) == int(g) for i, g in zip(items, oof["given"],
+                                                                      strict=True)], dtype=bool)
+    disagree = oof["candidate"].astype(bool) & still
+    reviewed = services.reviewed_since(project, items[disagree].tolist(), when)
+    if reviewed:
+        disagree &= ~np.isin(items, list(reviewed))
+    return {"item": items, "predicted": oof["predicted"], "disagree": disagree, "source": source}
+
+
 def map_payload(project: Project) -> dict:
     """JSON for the map page: status, classes, and the encoded arrays when a map exists."""
     store_ids = services.store_of(project).ids()
@@ -180,6 +213,18 @@ def map_payload(project: Project) -> dict:
         if p is not None and pred in col and col[pred] < NONE:
             pred_idx[p] = col[pred]
             conf[p] = int(round(255 * min(max(float(c or 0.0), 0.0), 1.0)))
+    oof_idx = np.full(n, NONE, dtype=np.uint8)
+    disagree = np.zeros(n, dtype=np.uint8)
+    found = disagreements(project, labels)
+    if found is not None:
+        for item_id, pred, flag in zip(found["item"].tolist(), found["predicted"].tolist(),
+                                       found["disagree"].tolist(), strict=True):
+            p = pos_of.get(item_id)
+            if p is not None:
+                oof_idx[p] = col[pred] if pred in col and col[pred] < NONE else NONE
+                disagree[p] = flag
+    payload["oof_source"] = found["source"] if found is not None else None
+    payload["disagree_n"] = int(disagree.sum())
     lo = xy.min(axis=0) if n else np.zeros(2)
     hi = xy.max(axis=0) if n else np.ones(2)
     span = np.where(hi - lo > 0, hi - lo, 1.0)
@@ -194,5 +239,7 @@ def map_payload(project: Project) -> dict:
         label=_b64(label_idx),
         pred=_b64(pred_idx),
         conf=_b64(conf),
+        oof=_b64(oof_idx),
+        disagree=_b64(disagree),
     )
     return payload

@@ -59,44 +59,6 @@ def store_of(project: Project, backbone: str | None = None):
     return store_for(project.pk, backbone or project.backbone)
 
 
-# ---------------------------------------------------------------------------- learning curve
-
-
-def learning_curve(project: Project) -> dict:
-    """One point per ready model version; the predicted random curve from the latest one."""
-    versions = list(project.model_versions.filter(status=Status.READY).order_by("number"))
-    points = []
-    for v in versions:
-        m = v.metrics or {}
-        ci = m.get("audit_ci")
-        points.append({
-            "version": v.number,
-            "n": v.labels_used,
-            "cv": m.get("cv_accuracy"),
-            "audit": m.get("audit_accuracy"),
-            "audit_low": ci[0] if ci else None,
-            "audit_high": ci[1] if ci else None,
-            "audit_n": m.get("audit_n"),
-        })
-    random = None
-    if versions:
-        curve = (versions[-1].metrics or {}).get("random_curve")
-        if curve:
-            random = dict(curve)
-            fit = curve.get("fit")
-            max_n = max([p["n"] for p in points] + [p["n"] for p in curve["points"]])
-            if fit:
-                from worker.ml.evaluation import power_law
-
-                start = curve["points"][0]["n"]
-                grid = np.unique(np.geomspace(start, max(max_n, start + 1), 40).round())
-                random["predicted"] = [
-                    [int(n), round(float(power_law(n, fit["a"], fit["b"], fit["c"])), 4)]
-                    for n in grid
-                ]
-    return {"points": points, "random": random}
-
-
 # ---------------------------------------------------------------------------- distributions
 
 
@@ -278,7 +240,22 @@ def _labelled_matrix(project: Project, labels: dict[int, int], backbone: str | N
     return lab, X, y
 
 
-def compute_evaluation(project: Project) -> dict | None:
+def reviewed_since(project: Project, item_ids: list[int], when) -> set[int]:
+    """Items of `item_ids` a lead (or staff) labelled after `when`: a relabel or a "keep"."""
+    if when is None or not item_ids:
+        return set()
+    from labeler.projects.models import Membership, Role
+
+    leads = Membership.objects.filter(project=project, role=Role.LEAD).values("user_id")
+    # By project and time (few rows since the last retrain), not by a long list of ids.
+    recent = Annotation.objects.filter(item__project=project, updated_at__gt=when)
+    found = set(recent.filter(annotator_id__in=leads).values_list("item_id", flat=True)) | set(
+        recent.filter(annotator__is_staff=True).values_list("item_id", flat=True)
+    )
+    return found & {int(i) for i in item_ids}
+
+
+def compute_evaluation(project: Project, *, with_oof: bool = False) -> dict | None:
     """Run worker.ml.evaluation on the current labels now (no model version needed)."""
     from worker.ml.evaluation import evaluate_labels
 
@@ -289,7 +266,8 @@ def compute_evaluation(project: Project) -> dict | None:
     version = latest_version(project)
     C = (version.metrics or {}).get("C") if version else None
     is_audit = np.array([int(i) in audit for i in ids.tolist()])
-    return evaluate_labels(X, y, item_ids=ids, audit=is_audit, C=C, random_curve=False)
+    return evaluate_labels(X, y, item_ids=ids, audit=is_audit, C=C, random_curve=False,
+                           with_oof=with_oof)
 
 
 def label_issues(project: Project, *, include_reviewed: bool = False) -> dict:
@@ -316,19 +294,7 @@ def label_issues(project: Project, *, include_reviewed: bool = False) -> dict:
     classes = {c.pk: c for c in classes_of(project)}
     item_ids = [r["item"] for r in raw]
     items = Item.objects.in_bulk(item_ids)
-    reviewed: set[int] = set()
-    if evaluated_at is not None and item_ids:
-        from labeler.projects.models import Membership, Role
-
-        leads = Membership.objects.filter(project=project, role=Role.LEAD).values("user_id")
-        reviewed = set(
-            Annotation.objects.filter(item_id__in=item_ids, updated_at__gt=evaluated_at)
-            .filter(annotator_id__in=leads).values_list("item_id", flat=True)
-        ) | set(
-            Annotation.objects.filter(
-                item_id__in=item_ids, updated_at__gt=evaluated_at, annotator__is_staff=True
-            ).values_list("item_id", flat=True)
-        )
+    reviewed = reviewed_since(project, item_ids, evaluated_at)
     issues = []
     for rank, r in enumerate(raw, start=1):
         item = items.get(r["item"])

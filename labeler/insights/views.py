@@ -26,7 +26,7 @@ from labeler.projects.access import get_project_for
 from labeler.projects.models import LabelClass
 from labeler.request_input import clean_json, json_errors
 
-from . import exports, maps, neighbours, services, thumbs
+from . import curves, exports, maps, neighbours, services, thumbs
 
 
 def _export_links(project) -> list[dict]:
@@ -48,11 +48,11 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
     project = get_project_for(request.user, project_id, lead=True)
     labels, audit = services.current_labels(project)
     version = services.latest_version(project)
-    curve = services.learning_curve(project)
+    curve = curves.learning_curve(project)
     distribution = services.class_distribution(project, labels)
     evaluation = services.evaluation(project, version)
     people = services.annotator_stats(project)
-    versions = list(project.model_versions.order_by("-number")[:50])
+    versions = curves.version_table(project)
     chart_data = {
         "curve": curve,
         "distribution": distribution,

@@ -65,6 +65,11 @@ class ReorderForm(forms.Form):
     order = CommaIdsField(max_items=1000)
 
 
+class MoveClassForm(forms.Form):
+    label = IdField()
+    direction = forms.ChoiceField(choices=[("up", "up"), ("down", "down")])
+
+
 class MergeForm(forms.Form):
     source = IdField()
     target = IdField()

@@ -94,6 +94,8 @@ class LabelClass(models.Model):
 
     class Meta:
         ordering = ["project", "order", "id"]
+        verbose_name = "label class"
+        verbose_name_plural = "label classes"
         constraints = [
             models.UniqueConstraint(fields=["project", "name"], name="unique_class_name_per_project")
         ]

@@ -88,15 +88,15 @@ RESERVED_KEYS = {"s", "z", "?"}  # labeling commands: skip, undo, help
 
 def update_settings(project: Project, **fields) -> Project:
     """Change a project's learning and labeling settings (validated: bad values never stored)."""
-    from worker.ml.strategies import STRATEGIES
+    from worker.ml.strategy_names import STRATEGY_NAMES
 
     allowed = {"name", "description", "query_strategy", "retrain_every", "audit_share",
                "overlap", "lease_seconds"}
     unknown = set(fields) - allowed
     if unknown:
         raise ValueError(f"Unknown settings: {', '.join(sorted(unknown))}.")
-    if "query_strategy" in fields and fields["query_strategy"] not in STRATEGIES:
-        raise ValueError(f"Unknown strategy; choose one of {', '.join(STRATEGIES)}.")
+    if "query_strategy" in fields and fields["query_strategy"] not in STRATEGY_NAMES:
+        raise ValueError(f"Unknown strategy; choose one of {', '.join(STRATEGY_NAMES)}.")
     if "audit_share" in fields and not 0.0 <= float(fields["audit_share"]) <= 0.5:
         raise ValueError("The audit share must be between 0 and 0.5.")
     for key in ("retrain_every", "overlap", "lease_seconds"):
@@ -126,7 +126,7 @@ def change_backbone(project: Project, name: str, weights_path: str = "") -> bool
     point the worker at any other file on the server.
     """
     from labeler.training.services import request_embedding
-    from worker.ml.backbones import get_spec, resolve_weights
+    from worker.ml.backbone_specs import get_spec, resolve_weights
 
     spec = get_spec(name)  # UnknownBackboneError lists the valid names
     if weights_path:
@@ -208,6 +208,21 @@ def reorder_classes(project: Project, ordered_ids: Sequence[int]) -> None:
         raise ValueError("The new order must list every class of the project once.")
     for position, pk in enumerate(ordered_ids):
         LabelClass.objects.filter(pk=pk).update(order=position)
+
+
+@transaction.atomic
+def move_class(label: LabelClass, direction: str) -> None:
+    """Swap a class with its neighbour above ("up") or below ("down"); renumbers the order."""
+    if direction not in ("up", "down"):
+        raise ValueError("Move a class up or down.")
+    ordered = list(LabelClass.objects.filter(project_id=label.project_id)
+                   .order_by("order", "pk").values_list("pk", flat=True))
+    i = ordered.index(label.pk)
+    j = i - 1 if direction == "up" else i + 1
+    if not 0 <= j < len(ordered):
+        raise ValueError(f"{label.name} is already {'first' if direction == 'up' else 'last'}.")
+    ordered[i], ordered[j] = ordered[j], ordered[i]
+    reorder_classes(label.project, ordered)
 
 
 @transaction.atomic

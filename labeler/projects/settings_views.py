@@ -48,9 +48,17 @@ def _apply(request: HttpRequest, project: Project) -> str:
     if action == "reorder":
         services.reorder_classes(project, clean(forms.ReorderForm, post)["order"])
         return "Order saved."
+    if action == "move_class":  # the ↑ / ↓ buttons
+        data = clean(forms.MoveClassForm, post)
+        label = _class(project, data["label"])
+        services.move_class(label, data["direction"])
+        return f"Moved {label.name} {data['direction']}."
     if action == "merge":
         data = clean(forms.MergeForm, post)
         source, target = _class(project, data["source"]), _class(project, data["target"])
+        if source.pk == target.pk:
+            raise ValueError(f"Pick two different classes: {source.name} cannot be merged into "
+                             "itself. Nothing was changed.")
         moved = services.merge_classes(source, target)
         return f"Merged {source.name} into {target.name}: {moved} labels moved."
     if action == "member":
@@ -87,16 +95,18 @@ def project_settings(request: HttpRequest, project_id: int) -> HttpResponse:
 
 
 def _page(request: HttpRequest, project: Project, *, status: int = 200) -> HttpResponse:
-    from worker.ml.backbones import available_backbones
-    from worker.ml.strategies import STRATEGIES
+    # The torch-free registries: the web process never imports torch (seconds per process).
+    from worker.ml.backbone_specs import available_backbones
+    from worker.ml.strategy_names import STRATEGY_NAMES
 
     project.refresh_from_db()
     context = {
+        "tab": "settings",
         "project": project,
         "classes": project.classes.all(),
         "memberships": Membership.objects.filter(project=project).select_related("user"),
         "roles": Role.choices,
-        "strategies": list(STRATEGIES),
+        "strategies": list(STRATEGY_NAMES),
         "backbones": available_backbones(),
     }
     return render(request, "projects/settings.html", context, status=status)

@@ -5,10 +5,21 @@ from .models import ModelVersion
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
+    """Model versions are records of work the worker did: viewable, never added, edited or
+    deleted by hand (a retrain makes them; deleting the project removes them)."""
+
     list_display = [
         "project", "number", "status", "labels_used", "cv_accuracy", "audit_accuracy",
         "backbone", "strategy", "created_at", "finished_at",
     ]
     list_filter = ["status", "project", "backbone", "strategy"]
     search_fields = ["project__name"]
-    readonly_fields = ["metrics", "head_file", "error"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -186,15 +186,23 @@ def evaluate_labels(
     random_state: int = 0,
     max_issues: int = MAX_ISSUES,
     random_curve: bool = True,
+    proba: np.ndarray | None = None,
+    with_oof: bool = False,
 ) -> dict:
     """Everything the dashboard and the label-error page show about one model version.
 
     ``X`` (n, d) embeddings of the labelled items, ``y`` (n,) their label ids, ``item_ids`` (n,)
     their item ids, ``audit`` (n,) bool marks audit labels, ``C`` the head's regularisation.
+    ``proba`` (n, k): out-of-fold probabilities already computed (the retrain passes the head's
+    own, :attr:`LogisticHead.cv_proba_`, columns in ``np.unique(y)`` order), so that a version's
+    cross-validated accuracy, confusion matrix and label errors all come from one
+    cross-validation; without it they are computed here.
     Returns a dict to merge into ``ModelVersion.metrics``; keys: ``eval_classes``, ``cv_report``,
     ``audit_report``, ``label_issues`` (top :data:`MAX_ISSUES`, ranked), ``label_issues_n``
     (all candidates), ``label_issues_confident`` (strict confident-learning filter),
-    ``label_thresholds``, ``random_curve``, ``eval_seconds``.
+    ``label_thresholds``, ``random_curve``, ``eval_seconds``; with ``with_oof`` also ``oof``, the
+    one entry that is not JSON: numpy arrays of the per-row given label, out-of-fold
+    prediction, its probability and the label-error candidate flag (the retrain stores them as a file).
     """
     from threadpoolctl import threadpool_limits
 
@@ -205,16 +213,25 @@ def evaluate_labels(
         return _evaluate_labels(
             X, y, item_ids=item_ids, audit=audit, C=C, n_splits=n_splits,
             random_state=random_state, max_issues=max_issues, random_curve=random_curve,
+            proba=proba, with_oof=with_oof,
         )
 
 
 def _evaluate_labels(X, y, *, item_ids, audit, C, n_splits, random_state, max_issues,
-                     random_curve) -> dict:
+                     random_curve, proba, with_oof) -> dict:
     started = time.monotonic()
     X = np.asarray(X)
     y = np.asarray(y)
     ids = np.asarray(item_ids, dtype=np.int64)
-    proba, classes = out_of_fold_proba(X, y, C=C, n_splits=n_splits, random_state=random_state)
+    if proba is None:
+        proba, classes = out_of_fold_proba(
+            X, y, C=C, n_splits=n_splits, random_state=random_state
+        )
+    else:
+        classes = np.unique(y)
+        proba = np.asarray(proba, dtype=np.float64)
+        if proba.shape != (len(y), len(classes)):
+            raise ValueError(f"proba must be {(len(y), len(classes))}, got {proba.shape}")
     index = {int(c): j for j, c in enumerate(classes.tolist())}
     y_idx = np.array([index[int(v)] for v in y.tolist()], dtype=np.int64)
     k = len(classes)
@@ -243,10 +260,15 @@ def _evaluate_labels(X, y, *, item_ids, audit, C, n_splits, random_state, max_is
         }
         for i in top.tolist()
     ]
-    # Per labelled item, in item_ids order: the confusion matrix's "predicted" (the caller stores
-    # it on the items for the lead's item table and pops it; not a metric to keep per version).
-    out["oof_predicted"] = [int(c) for c in classes[pred].tolist()]
     out["label_issues_n"] = int(issues.candidates.sum())
+    if with_oof:
+        out["oof"] = {
+            "item": ids,
+            "given": y.astype(np.int64),
+            "predicted": classes[pred] if len(y) else np.zeros(0, dtype=np.int64),
+            "confidence": proba[np.arange(len(y)), pred].astype(np.float32),
+            "candidate": issues.candidates,
+        }
     out["label_issues_confident"] = int(issues.flagged.sum())
     out["label_thresholds"] = [_r(t) for t in issues.thresholds]
     if random_curve and audit is not None and audit.sum() >= MIN_AUDIT_FOR_CURVE:
@@ -267,3 +289,52 @@ def evaluate_safely(X: np.ndarray, y: np.ndarray, **kwargs) -> dict:
     except Exception as exc:  # noqa: BLE001 - never let the dashboard's extras break a retrain
         logging.getLogger("worker.ml.evaluation").exception("evaluation failed")
         return {"eval_error": f"{type(exc).__name__}: {exc}"}
+
+
+def measure_version(head: LogisticHead, X: np.ndarray, y: np.ndarray, *,
+                    item_ids: np.ndarray, audit: np.ndarray) -> tuple[dict, dict]:
+    """The numbers a retrain stores for its version, each computed once.
+
+    ``head`` is the version's fitted head; ``X``, ``y``, ``item_ids``, ``audit`` describe its
+    labelled items. The cross-validated accuracy is the accuracy of the head's own out-of-fold
+    predictions at the chosen C (``head.cv_proba_``), the same predictions the confusion matrix,
+    per-class scores and label errors come from: one number for one version. The audit
+    accuracy is that of an *evaluation head* fitted on the non-audit labels only, scored on the
+    audit labels (an unbiased estimate, with a Wilson interval).
+
+    Returns ``(metrics, extras)``: ``metrics`` is JSON-ready; ``extras`` holds ``eval_head``
+    (None when every label is an audit label), ``eval_train_ids`` and ``oof`` (see
+    :func:`evaluate_labels`), which the retrain stores as files.
+    """
+    from worker.ml.metrics import wilson_interval
+
+    X = np.asarray(X)
+    y = np.asarray(y)
+    ids = np.asarray(item_ids, dtype=np.int64)
+    audit = np.asarray(audit, dtype=bool)
+    metrics: dict = {
+        "n_labels": int(len(y)),
+        "n_classes_labeled": int(len(np.unique(y))),
+        "class_counts": {str(k): int(v) for k, v in zip(*np.unique(y, return_counts=True),
+                                                        strict=True)},
+        "C": float(head.C_),
+    }
+    eval_head: LogisticHead | None = head
+    if audit.any() and (~audit).any():
+        eval_head = LogisticHead().fit(X[~audit], y[~audit])
+        eval_head.cv_proba_ = None  # not needed, and it would be stored
+        correct = int((eval_head.predict(X[audit]) == y[audit]).sum())
+        n_audit = int(audit.sum())
+        low, high = wilson_interval(correct, n_audit)
+        metrics.update(audit_n=n_audit, audit_accuracy=correct / n_audit,
+                       audit_ci=[float(low), float(high)])
+    elif audit.any():
+        eval_head = None
+    cv_proba = getattr(head, "cv_proba_", None)
+    evaluated = evaluate_safely(X, y, item_ids=ids, audit=audit, C=head.C_, proba=cv_proba,
+                                with_oof=True)
+    oof = evaluated.pop("oof", None)
+    metrics.update(evaluated)
+    report = metrics.get("cv_report")
+    metrics["cv_accuracy"] = report.get("accuracy") if report else None
+    return metrics, {"eval_head": eval_head, "eval_train_ids": ids[~audit], "oof": oof}

@@ -106,6 +106,7 @@ class LogisticHead(ClassifierMixin, BaseEstimator):
         self.class_counts_ = counts
         self.cv_accuracy_: float | None = None
         self.cv_log_loss_: float | None = None
+        self.cv_proba_: np.ndarray | None = None
         Xp = self._prepare(X)
         if len(self.classes_) == 1:
             self.C_ = float(self.C) if self.C is not None else DEFAULT_C
@@ -122,12 +123,18 @@ class LogisticHead(ClassifierMixin, BaseEstimator):
         return self
 
     def _cross_validate(self, X: np.ndarray, y_idx: np.ndarray, n_splits: int) -> float:
-        """Pick ``C`` by CV log loss (or score the fixed ``C``); records ``cv_accuracy_``."""
+        """Pick ``C`` by CV log loss (or score the fixed ``C``).
+
+        Records, at the chosen ``C``, the out-of-fold probabilities ``cv_proba_`` (n, k; columns
+        in ``classes_`` order) and their accuracy ``cv_accuracy_``: the one cross-validation a
+        retrain runs, from which the confusion matrix and label errors are derived as well
+        (worker.ml.evaluation), so that every page shows the same number.
+        """
         grid = (float(self.C),) if self.C is not None else C_GRID
         n_classes = int(y_idx.max()) + 1
         folds = StratifiedKFold(n_splits, shuffle=True, random_state=self.random_state)
         loss = np.zeros(len(grid))
-        acc = np.zeros(len(grid))
+        oof = np.zeros((len(grid), len(y_idx), n_classes), dtype=np.float32)
         for train, test in folds.split(X, y_idx):
             scaler = _Scaler(X[train])
             Xtr, Xte = scaler(X[train]), scaler(X[test])
@@ -139,9 +146,10 @@ class LogisticHead(ClassifierMixin, BaseEstimator):
                 proba[:, lr.classes_] = lr.predict_proba(Xte)
                 p_true = proba[np.arange(len(test)), y_idx[test]]
                 loss[j] += -np.log(np.clip(p_true, 1e-12, None)).sum()
-                acc[j] += (proba.argmax(axis=1) == y_idx[test]).sum()
+                oof[j, test] = proba
         best = int(np.argmin(loss + 1e-9 * np.arange(len(grid))))  # ties -> smaller C
-        self.cv_accuracy_ = float(acc[best] / len(y_idx))
+        self.cv_proba_ = oof[best]
+        self.cv_accuracy_ = float((self.cv_proba_.argmax(axis=1) == y_idx).mean())
         self.cv_log_loss_ = float(loss[best] / len(y_idx))
         return grid[best]
 

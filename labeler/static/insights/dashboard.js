@@ -38,24 +38,39 @@
     };
   }
 
+  // Colours of backbones on the learning curve, in the order they first appear.
+  const BACKBONE_COLORS = ["#2f6fde", "#d1495b", "#2a9d8f", "#8d5fd3", "#e9a03b", "#5c6b73"];
+
   function learningCurve() {
     const curve = data.curve;
     if (!curve || !curve.points.length) return;
     const chart = make("chart-curve");
     if (!chart) return;
+    const text = (s) => String(s).replace(/[&<>"']/g, (c) => "&#" + c.charCodeAt(0) + ";");
     const pts = curve.points;
-    const series = [
-      {
-        name: "Accuracy on audit items", type: "line", symbolSize: 8, color: "#2f6fde",
-        data: pts.filter((p) => p.audit != null).map((p) => [p.n, p.audit, p.version, p.audit_n]),
-      },
-      errorBars("audit CI", pts.filter((p) => p.audit_low != null).map((p) => [p.n, p.audit_low, p.audit_high]), "#2f6fde"),
-      {
-        name: "Cross-validated accuracy (all labels)", type: "line", symbol: "diamond", symbolSize: 7,
-        color: "#e8833a", lineStyle: { type: "dashed" },
-        data: pts.filter((p) => p.cv != null).map((p) => [p.n, p.cv, p.version]),
-      },
-    ];
+    const backbones = [...new Set(pts.map((p) => p.backbone))];
+    const colorOf = (b) => BACKBONE_COLORS[backbones.indexOf(b) % BACKBONE_COLORS.length];
+    // Audit accuracy: every version on the same current audit items when a comparison exists
+    // (labeler.training.comparison); otherwise each on the audit items of its time.
+    const same = !!curve.comparison;
+    const key = same ? "same" : "audit";
+    const auditName = same ? "Same audit items (n=" + curve.comparison.n + ")" : "Audit items at the time";
+    const series = [];
+    for (const b of backbones) {
+      const mine = pts.filter((p) => p.backbone === b);
+      const color = colorOf(b);
+      series.push({
+        name: auditName + " · " + b, type: "line", symbolSize: 8, color: color,
+        data: mine.filter((p) => p[key] != null).map((p) => [p.n, p[key], p.version, p[key + "_n"] || p.audit_n, p.backbone]),
+      });
+      series.push(errorBars("audit CI " + b, mine.filter((p) => p[key + "_low"] != null).map((p) => [p.n, p[key + "_low"], p[key + "_high"]]), color));
+      series.push({
+        name: "Cross-validated · " + b, type: "line", symbol: "diamond", symbolSize: 7,
+        color: color, lineStyle: { type: "dashed", opacity: 0.6 }, itemStyle: { opacity: 0.6 },
+        data: mine.filter((p) => p.cv != null).map((p) => [p.n, p.cv, p.version, p.backbone]),
+      });
+      series.push(errorBars("cv CI " + b, mine.filter((p) => p.cv_low != null).map((p) => [p.n + 0.4, p.cv_low, p.cv_high]), color));
+    }
     if (curve.random) {
       const rp = curve.random.points;
       series.push({
@@ -72,14 +87,14 @@
     }
     chart.setOption({
       animation: false,
-      grid: { left: 50, right: 20, top: 60, bottom: 45 },
+      grid: { left: 50, right: 20, top: 30 + 22 * Math.ceil((2 * backbones.length + 2) / 3), bottom: 45 },
       legend: { top: 0, data: series.filter((s) => s.type !== "custom").map((s) => s.name) },
       tooltip: {
         trigger: "item",
         formatter: function (p) {
           const v = p.value;
-          if (p.seriesName.startsWith("Accuracy on audit")) return "v" + v[2] + " · " + v[0] + " labels<br>audit accuracy " + pct(v[1]) + " (n=" + v[3] + ")";
-          if (p.seriesName.startsWith("Cross")) return "v" + v[2] + " · " + v[0] + " labels<br>CV accuracy " + pct(v[1]);
+          if (p.seriesName.startsWith(auditName)) return "v" + v[2] + " · " + esc(v[4]) + " · " + v[0] + " labels<br>audit accuracy " + pct(v[1]) + " (n=" + v[3] + ")";
+          if (p.seriesName.startsWith("Cross")) return "v" + v[2] + " · " + esc(v[3]) + " · " + v[0] + " labels<br>CV accuracy " + pct(v[1]);
           if (p.seriesName.indexOf("measured") >= 0) return "random, " + v[0] + " labels<br>" + pct(v[1]) + " ± " + pct(v[2]);
           return esc(p.seriesName) + "<br>" + esc(v[0]) + " labels: " + pct(v[1]);
         },
@@ -104,8 +119,8 @@
         trigger: "axis", axisPointer: { type: "shadow" },
         // Our own plain HTML: ECharts' default axis tooltip uses inline style attributes, which the
         // Content-Security-Policy refuses.
-        formatter: (ps) => echarts.format.encodeHTML(ps[0].name) + ps.map((p) =>
-          "<br>" + echarts.format.encodeHTML(p.seriesName) + ": <b>" + p.value + "</b>").join(""),
+        formatter: (ps) => esc(ps[0].name) + ps.map((p) =>
+          "<br>" + esc(p.seriesName) + ": <b>" + p.value + "</b>").join(""),
       },
       xAxis: { type: "category", data: rows.map((r) => r.name), axisLabel: { interval: 0, rotate: rows.length > 6 ? 30 : 0 } },
       yAxis: { type: "value", name: "items" },

@@ -13,6 +13,8 @@
   let state = null; // decoded payload
   let seriesIndex = []; // per series: Int32Array of point indices
   let pollTimer = null;
+  let payload = null; // the last response, for the status line
+  let shown = 0; // points drawn after the filter
 
   function decode(b64, Type) {
     const bin = atob(b64);
@@ -32,11 +34,15 @@
     const counts = new Int32Array(k + 1);
     const keep = new Uint8Array(state.n);
     for (let i = 0; i < state.n; i++) {
-      if (onlyDisagree && !(state.label[i] !== NONE && state.pred[i] !== NONE && state.label[i] !== state.pred[i])) continue;
+      // Out-of-fold disagreements: the label-errors page's candidates (labeler/insights/maps.py).
+      if (onlyDisagree && !state.disagree[i]) continue;
       keep[i] = 1;
       const c = by[i] === NONE ? k : by[i];
       counts[c]++;
     }
+    shown = 0;
+    for (let c = 0; c <= k; c++) shown += counts[c];
+    if (payload) status(payload);
     const idx = [], xy = [];
     for (let c = 0; c <= k; c++) { idx.push(new Int32Array(counts[c])); xy.push(new Float32Array(2 * counts[c])); }
     const fill = new Int32Array(k + 1);
@@ -116,7 +122,8 @@
     // ECharts puts this string into innerHTML: every value is escaped (class names are users').
     return '<div class="map-tip"><img src="' + esc(url) + '" width="160" height="160" alt="">' +
       "<div>item " + esc(id) + "<br>label: <b>" + esc(className(state.label[i])) + "</b><br>predicted: " +
-      esc(className(state.pred[i])) + esc(conf) + "</div></div>";
+      esc(className(state.pred[i])) + esc(conf) +
+      (state.oof[i] === NONE ? "" : "<br>out-of-fold: " + esc(className(state.oof[i]))) + "</div></div>";
   }
 
   // Canvas position of an item's point (used by tests, and handy from the console).
@@ -135,7 +142,10 @@
 
   function status(p) {
     let t = "";
-    if (p.n) t += p.n.toLocaleString() + " items shown (" + (p.method || "") + ", " + p.seconds + " s)";
+    if (p.n) {
+      t += (shown === p.n ? p.n.toLocaleString() : shown.toLocaleString() + " of " + p.n.toLocaleString()) +
+        " items shown (" + (p.method || "") + ", " + p.seconds + " s)";
+    }
     if (p.embedded < p.items) t += (t ? " · " : "") + (p.items - p.embedded) + " not embedded yet";
     if (p.status === "computing") t += (t ? " · " : "") + "computing a new map…";
     if (p.status === "stale") t += (t ? " · " : "") + "map out of date (no worker reachable)";
@@ -163,9 +173,16 @@
         n: p.n, classes: p.classes, ids: decode(p.ids, Int32Array),
         x: decode(p.x, Uint16Array), y: decode(p.y, Uint16Array),
         label: decode(p.label, Uint8Array), pred: decode(p.pred, Uint8Array), conf: decode(p.conf, Uint8Array),
+        oof: decode(p.oof, Uint8Array), disagree: decode(p.disagree, Uint8Array),
       };
+      payload = p;
+      const box = document.getElementById("only-disagree");
+      box.disabled = p.oof_source == null;
+      document.getElementById("disagree-note").textContent = p.oof_source == null
+        ? "(no out-of-fold predictions yet)"
+        : "(" + p.disagree_n.toLocaleString() + ", out-of-fold, " + p.oof_source + ")";
       build();
-      window.labelerMap = { chart: chart, n: p.n, drawMs: performance.now() - t0, status: p.status, pixelOf: pixelOf, highlighted: !!(highlightId && state.ids.indexOf(highlightId) >= 0) };
+      window.labelerMap = { chart: chart, n: p.n, drawMs: performance.now() - t0, status: p.status, pixelOf: pixelOf, shown: () => shown, highlighted: !!(highlightId && state.ids.indexOf(highlightId) >= 0) };
     }
     status(p);
     if (p.status === "computing") pollTimer = setTimeout(load, p.n ? 8000 : 3000);

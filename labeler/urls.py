@@ -17,7 +17,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
-    path("favicon.ico", favicon),
+    path("favicon.ico", favicon, name="favicon"),
     path("", include("labeler.projects.urls")),
     path("", include("labeler.items.urls")),
     path("", include("labeler.annotations.urls")),

@@ -67,7 +67,8 @@ class ReorderForm(forms.Form):
 
 class MoveClassForm(forms.Form):
     label = IdField()
-    direction = forms.ChoiceField(choices=[("up", "up"), ("down", "down")])
+    direction = forms.ChoiceField(choices=[("up", "up"), ("down", "down")],
+                                  error_messages={"invalid_choice": "Move a class up or down."})
 
 
 class MergeForm(forms.Form):

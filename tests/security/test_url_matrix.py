@@ -23,6 +23,7 @@ ROLES = ("staff", "lead", "annotator", "stranger", "anonymous")
 # endpoints get an empty body: allowed callers reach validation, a 400).
 RULES: dict[str, dict] = {
     "login": {"kind": "public", "method": "get", "ok": {200}},
+    "favicon": {"kind": "public", "method": "get", "ok": {301}},
     "logout": {"kind": "logout", "method": "post", "ok": {302}},
     "projects:list": {"kind": "user", "method": "get", "ok": {200}},
     "projects:create": {"kind": "staff", "method": "get", "ok": {200}},

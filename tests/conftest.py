@@ -107,6 +107,12 @@ def redis_url(tmp_path_factory):
 
     app.conf.broker_url = url
     app.conf.result_backend = url
+    # A task sent earlier in this process (before any test asked for Redis) left connection and
+    # producer pools bound to the default broker URL: drop them, so sends connect here.
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._pool = None
+    app.amqp._producer_pool = None
     yield url
     proc.terminate()
     proc.wait(10)

@@ -10,4 +10,5 @@ urlpatterns = [
     path("", include("labeler.items.urls")),
     path("", include("labeler.annotations.urls")),
     path("", include("labeler.insights.urls")),
+    path("", include("labeler.training.urls")),
 ]

@@ -7,6 +7,8 @@ from django.contrib.auth import get_user_model
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from labeler.training.checks import check_context
+
 from . import services
 from .access import get_project_for
 from .models import LabelClass, Membership, Project, Role
@@ -95,5 +97,7 @@ def project_settings(request: HttpRequest, project_id: int) -> HttpResponse:
         "roles": Role.choices,
         "strategies": list(STRATEGIES),
         "backbones": available_backbones(),
+        **check_context(project),
+        "check_next": "settings",
     }
     return render(request, "projects/settings.html", context)

@@ -28,6 +28,7 @@ __all__ = [
     "available_backbones",
     "candidate_weight_paths",
     "get_spec",
+    "installed_backbones",
     "load_backbone",
     "resolve_weights",
 ]
@@ -210,6 +211,19 @@ def resolve_weights(spec: BackboneSpec, weights_path: str | os.PathLike[str] | N
         f"no weights for backbone {spec.name!r}; expected {candidates[0]} "
         f"(looked at: {looked}). To fix: {how}. Refusing to use random weights."
     )
+
+
+def installed_backbones() -> list[str]:
+    """Backbones whose weights are found offline right now (default first): what can be used
+    without the user supplying a weights file. Only looks for files, loads nothing."""
+    found = []
+    for name in available_backbones():
+        try:
+            resolve_weights(get_spec(name))
+        except WeightsNotFoundError:
+            continue
+        found.append(name)
+    return found
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:

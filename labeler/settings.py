@@ -144,6 +144,10 @@ LABELER_EMBED_BATCH_SIZE = env_int("LABELER_EMBED_BATCH_SIZE", 0)  # 0 = featuri
 LABELER_EMBED_CHUNK = env_int("LABELER_EMBED_CHUNK", 1024)
 LABELER_QUERY_POOL_SIZE = env_int("LABELER_QUERY_POOL_SIZE", 300)
 LABELER_WEIGHTS_DIR = os.environ.get("LABELER_WEIGHTS_DIR", "")
+# Backbones the backbone check compares (comma-separated); empty = every installed backbone.
+LABELER_CHECK_BACKBONES = [
+    b.strip() for b in os.environ.get("LABELER_CHECK_BACKBONES", "").split(",") if b.strip()
+]
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)

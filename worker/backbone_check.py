@@ -81,7 +81,8 @@ def _run(check) -> dict:
     # Only items the current backbone has embedded: its store belongs to the embedding chain.
     ids = store_for(project.pk, current).ids()
     ids = ids[np.isin(ids, np.fromiter(paths, dtype=np.int64))]
-    others = [n for n in installed_backbones() if n != current and n != project.pending_backbone]
+    wanted = settings.LABELER_CHECK_BACKBONES or installed_backbones()
+    others = [n for n in wanted if n != current and n != project.pending_backbone]
     total = sum(len(store_for(project.pk, n).missing(ids)) for n in others)
     _update(check.pk, status=BackboneCheck.State.RUNNING, backbone=current, total=total, done=0,
             labels_used=len(ids), stage="reading labels")

@@ -144,3 +144,18 @@ def test_due_at_five_labels_per_class_then_when_labels_double(people, redis_url)
     assert not check_due(project)  # 29 < 2 x 15
     version(4, {"1": 10, "2": 10, "3": 10})
     assert check_due(project)
+
+
+def test_a_check_with_too_few_labels_fails_with_a_plain_message(client, people):
+    """The real task, run in-process: no labels yet, so nothing to compare on."""
+    from worker.backbone_check import check_backbones
+
+    project, lead, _, _ = people
+    check = BackboneCheck.objects.create(project=project, backbone=LITE0)
+    assert check_backbones(check.pk) is None
+    check.refresh_from_db()
+    assert check.status == "failed" and "at least 2 classes with 5" in check.error
+    client.force_login(lead)
+    html = client.get(_pages(project)[0]).content.decode()
+    assert 'id="check-error"' in html and "label more items first" in html
+    assert 'id="check-none"' in html and 'id="run-check" disabled' not in html

@@ -57,6 +57,10 @@ def check_backbones(self, check_id: int) -> dict | None:
     try:
         with threadpool_limits(limits=1, user_api="blas"):  # small fits; see retrain_project
             result = _run(check)
+    except ValueError as exc:  # too few labels: a plain answer for the lead, not a crash
+        _update(check_id, status=BackboneCheck.State.FAILED, finished_at=timezone.now(),
+                error=str(exc), stage="")
+        return None
     except Exception as exc:
         logger.exception("backbone check %s failed", check_id)
         _update(check_id, status=BackboneCheck.State.FAILED, finished_at=timezone.now(),

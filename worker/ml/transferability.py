@@ -165,7 +165,8 @@ def assess_backbones(features: Mapping[str, np.ndarray], y: np.ndarray, current:
     rows, dropped = _usable(y, max_items, seed)
     yk = y[rows]
     if len(np.unique(yk)) < 2:
-        raise ValueError(f"need at least 2 classes with {MIN_PER_CLASS} or more labels")
+        raise ValueError(f"the check needs at least 2 classes with {MIN_PER_CLASS} or more "
+                         "labels each: label more items first")
     splits = _splits(yk, folds, repeats, seed)
     scores = {}
     for name, X in features.items():

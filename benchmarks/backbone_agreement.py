@@ -90,9 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", default="clothing-small,fashion-type,fashion-colour,flowers")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--labels", type=int, default=100)
-    parser.add_argument("--max-pool", default="clothing-small=1500,*=800",
+    parser.add_argument("--max-pool", default="clothing-small=1500,*=500",
                         help="pool subsample per dataset (name=N, * for the rest)")
-    parser.add_argument("--max-heldout", default="clothing-small=800,*=500")
+    parser.add_argument("--max-heldout", default="clothing-small=800,*=300")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
 

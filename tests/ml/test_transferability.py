@@ -13,6 +13,7 @@ from worker.ml.transferability import MIN_GAIN, assess_backbones, logme, paired_
 def _reference_logme(F: np.ndarray, y: np.ndarray) -> float:
     """LogME as the paper's Algorithm 1 states it, with explicit d x d matrices (slow, plain)."""
     n, d = F.shape
+    eps_m = 1e-5 / ((F**2).sum() / n)  # the reference's 1e-5, per unit of squared row norm
     FtF = F.T @ F
     s, V = np.linalg.eigh(FtF)
     s = np.clip(s, 0, None)
@@ -24,8 +25,8 @@ def _reference_logme(F: np.ndarray, y: np.ndarray) -> float:
             A = alpha * np.eye(d) + beta * FtF
             m = beta * np.linalg.solve(A, F.T @ t)
             gamma = float((beta * s / (alpha + beta * s)).sum())
-            new_alpha = gamma / (m @ m + 1e-300)
-            new_beta = (n - gamma) / (((F @ m - t) ** 2).sum() + 1e-300)
+            new_alpha = gamma / (m @ m + eps_m)
+            new_beta = (n - gamma) / (((F @ m - t) ** 2).sum() + 1e-5)
             done = abs(new_alpha / new_beta - alpha / beta) / (alpha / beta) < 1e-9
             alpha, beta = new_alpha, new_beta
             if done:
@@ -33,7 +34,7 @@ def _reference_logme(F: np.ndarray, y: np.ndarray) -> float:
         A = alpha * np.eye(d) + beta * FtF
         m = beta * np.linalg.solve(A, F.T @ t)
         ev = (d / 2 * math.log(alpha) + n / 2 * math.log(beta) - np.linalg.slogdet(A)[1] / 2
-              - beta / 2 * (((F @ m - t) ** 2).sum() + 1e-300) - alpha / 2 * (m @ m + 1e-300)
+              - beta / 2 * (((F @ m - t) ** 2).sum() + 1e-5) - alpha / 2 * (m @ m + eps_m)
               - n / 2 * math.log(2 * math.pi))
         out.append(ev / n)
     return float(np.mean(out))
@@ -50,6 +51,16 @@ def _blobs(n_per: int, k: int, d: int, sep: float, seed: int) -> tuple[np.ndarra
 def test_logme_matches_the_papers_algorithm(n, d):
     X, y = _blobs(n // 3, 3, d, 1.0, seed=n)
     assert logme(X, y) == pytest.approx(_reference_logme(X, y), abs=1e-5)
+
+
+def test_logme_stays_finite_when_the_features_can_fit_every_label():
+    """Fewer items than dimensions (100 labels, 1280-d embeddings): F w = y exactly is possible,
+    and without the guards alpha and beta run off to infinity."""
+    X, y = _blobs(10, 4, 400, 3.0, seed=11)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    value = logme(X, y)
+    assert np.isfinite(value)
+    assert value == pytest.approx(_reference_logme(X, y), abs=1e-4)
 
 
 def test_logme_is_higher_for_separable_features_than_for_noise():

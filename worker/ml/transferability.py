@@ -56,33 +56,39 @@ def _max_evidence(y: np.ndarray, U: np.ndarray, s2: np.ndarray, n: int, d: int,
     ``F = U diag(sqrt(s2)) V^T`` (thin SVD).  The fixed-point updates of alpha and beta are
     those of LogME's Algorithm 1 (MacKay's evidence framework), written in the SVD basis:
     gamma = sum s2/(s2 + alpha/beta), alpha = gamma/|m|^2, beta = (n - gamma)/|F m - y|^2.
-    LogME's reference code stops at 1 % change of alpha/beta and adds 1e-5 to |m|^2 and to the
-    residual; here the iteration runs to a tight tolerance and the guard is only against an exact
-    zero. Then the maximum evidence is exactly invariant to the features' global scale (alpha
-    absorbs it), which the reference's fixed 1e-5 breaks for large-norm features (there,
-    scaling features x100 changed the score from -0.071 to -0.164; see the tests).
+    With fewer items than dimensions F can fit y exactly; as in the reference code, 1e-5 added
+    to |m|^2 and to the residual keeps alpha and beta finite there. The reference adds a fixed
+    1e-5 to |m|^2, whose units are 1/feature^2, which breaks LogME's invariance to the
+    features' global scale (x100 changed a score from -0.071 to -0.164 in our test); here that
+    term is 1e-5 divided by the mean squared row norm: the same number on L2-normalised rows
+    (what the check passes), and the evidence stays scale-invariant. The iteration runs to a
+    tight tolerance instead of the reference's 1 % (at most 11 steps).
     """
-    eps = 1e-300  # only keeps alpha, beta finite on a perfect fit
+    eps_res = 1e-5  # in target units
+    eps_m = 1e-5 / max(float(s2.sum()) / n, 1e-300)  # in 1/feature^2 units
     z = U.T @ y  # y in the left singular basis
-    y_out = float(y @ y - z @ z)  # part of y outside F's column space
+    y_out = max(float(y @ y - z @ z), 0.0)  # part of y outside F's column space
+
+    def moments(lam: float) -> tuple[float, float, float]:
+        shrink = s2 / (s2 + lam)
+        m2 = float((s2 / (s2 + lam) ** 2 * z**2).sum())  # |m|^2
+        res2 = float(((1 - shrink) ** 2 * z**2).sum()) + y_out  # |F m - y|^2
+        return float(shrink.sum()), m2, res2
+
     alpha, beta = 1.0, 1.0
     for _ in range(max_iter):
         lam = alpha / beta
-        gamma = float((s2 / (s2 + lam)).sum())
-        shrink = s2 / (s2 + lam)
-        m2 = float(((np.sqrt(s2) / (s2 + lam)) ** 2 * z**2).sum())  # |m|^2
-        res2 = float(((1 - shrink) ** 2 * z**2).sum()) + y_out  # |F m - y|^2
-        alpha = gamma / (m2 + eps)
-        beta = (n - gamma) / (res2 + eps)
+        gamma, m2, res2 = moments(lam)
+        alpha = gamma / (m2 + eps_m)
+        beta = max(n - gamma, 1e-12) / (res2 + eps_res)
         if abs(alpha / beta - lam) / lam < tol:
             break
-    lam = alpha / beta
-    m2 = float(((np.sqrt(s2) / (s2 + lam)) ** 2 * z**2).sum())
-    res2 = float(((1 - s2 / (s2 + lam)) ** 2 * z**2).sum()) + y_out
+    _, m2, res2 = moments(alpha / beta)
     # log|A| with A = alpha I + beta F^T F: the d - r null directions contribute log(alpha).
     logdet = float(np.log(alpha + beta * s2).sum()) + (d - len(s2)) * math.log(alpha)
     evidence = (d / 2 * math.log(alpha) + n / 2 * math.log(beta) - logdet / 2
-                - beta / 2 * (res2 + eps) - alpha / 2 * (m2 + eps) - n / 2 * math.log(2 * math.pi))
+                - beta / 2 * (res2 + eps_res) - alpha / 2 * (m2 + eps_m)
+                - n / 2 * math.log(2 * math.pi))
     return evidence / n
 
 

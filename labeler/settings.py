@@ -144,6 +144,8 @@ LABELER_EMBED_BATCH_SIZE = env_int("LABELER_EMBED_BATCH_SIZE", 0)  # 0 = featuri
 LABELER_EMBED_CHUNK = env_int("LABELER_EMBED_CHUNK", 1024)
 LABELER_QUERY_POOL_SIZE = env_int("LABELER_QUERY_POOL_SIZE", 300)
 LABELER_WEIGHTS_DIR = os.environ.get("LABELER_WEIGHTS_DIR", "")
+# Run the backbone check by itself (5 labels per class, then whenever the labels double).
+LABELER_BACKBONE_CHECK_AUTO = env_bool("LABELER_BACKBONE_CHECK_AUTO", True)
 # Backbones the backbone check compares (comma-separated); empty = every installed backbone.
 LABELER_CHECK_BACKBONES = [
     b.strip() for b in os.environ.get("LABELER_CHECK_BACKBONES", "").split(",") if b.strip()

@@ -24,7 +24,8 @@ def test_check_runs_after_five_labels_per_class_and_the_switch_reuses_its_embedd
     worker_factory, make_user, project_factory, tmp_path
 ):
     photos = real_subset(tmp_path / "photos", classes=3, per_class=7)
-    _, log = worker_factory(LABELER_CHECK_BACKBONES=f"{LITE0},{LITE1}")
+    _, log = worker_factory(LABELER_CHECK_BACKBONES=f"{LITE0},{LITE1}",
+                            LABELER_BACKBONE_CHECK_AUTO="1")
     lead = make_user("lead")
     project = project_factory("Real check", classes=sorted(p.name for p in photos.iterdir()),
                               lead=lead, retrain_every=15, backbone=LITE0)

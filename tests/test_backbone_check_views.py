@@ -124,8 +124,9 @@ def test_roles_on_the_card_run_button_and_status(client, people, redis_url):
     assert BackboneCheck.objects.count() == 1
 
 
-def test_due_at_five_labels_per_class_then_when_labels_double(people, redis_url):
+def test_due_at_five_labels_per_class_then_when_labels_double(people, redis_url, settings):
     project, *_ = people
+    settings.LABELER_BACKBONE_CHECK_AUTO = True
 
     def version(number: int, counts: dict) -> None:
         ModelVersion.objects.create(project=project, number=number, status=Status.READY,
@@ -140,6 +141,11 @@ def test_due_at_five_labels_per_class_then_when_labels_double(people, redis_url)
     assert check is not None and check.status == "queued"
     assert request_check_if_due(project) is None  # one at a time
     BackboneCheck.objects.filter(pk=check.pk).update(status="done", labels_used=15)
+    settings.LABELER_BACKBONE_CHECK_AUTO = False
+    version(4, {"1": 10, "2": 10, "3": 10})
+    assert check_due(project) and request_check_if_due(project) is None  # switched off
+    ModelVersion.objects.filter(number=4).delete()
+    settings.LABELER_BACKBONE_CHECK_AUTO = True
     version(3, {"1": 9, "2": 10, "3": 10})
     assert not check_due(project)  # 29 < 2 x 15
     version(4, {"1": 10, "2": 10, "3": 10})

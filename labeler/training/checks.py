@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from django.conf import settings
 from django.utils import timezone
 
 from labeler.projects.models import Project
@@ -73,7 +74,10 @@ def check_due(project: Project) -> bool:
 
 
 def request_check_if_due(project: Project) -> BackboneCheck | None:
-    return request_check(project) if check_due(project) else None
+    """The automatic trigger (after each retrain); off with LABELER_BACKBONE_CHECK_AUTO=0."""
+    if not settings.LABELER_BACKBONE_CHECK_AUTO or not check_due(project):
+        return None
+    return request_check(project)
 
 
 def _display(row: dict) -> dict:

@@ -152,6 +152,12 @@ LABELER_SWEEP_SECONDS = env_int("LABELER_SWEEP_SECONDS", 30)
 LABELER_EMBED_STALE_SECONDS = env_int("LABELER_EMBED_STALE_SECONDS", 300)
 LABELER_RETRAIN_GUARD_SECONDS = env_int("LABELER_RETRAIN_GUARD_SECONDS", 1800)
 LABELER_ORPHAN_SECONDS = env_int("LABELER_ORPHAN_SECONDS", 120)
+# Run the backbone check by itself (5 labels per class, then whenever the labels double).
+LABELER_BACKBONE_CHECK_AUTO = env_bool("LABELER_BACKBONE_CHECK_AUTO", True)
+# Backbones the backbone check compares (comma-separated); empty = every installed backbone.
+LABELER_CHECK_BACKBONES = [
+    b.strip() for b in os.environ.get("LABELER_CHECK_BACKBONES", "").split(",") if b.strip()
+]
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)

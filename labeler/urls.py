@@ -22,6 +22,7 @@ urlpatterns = [
     path("", include("labeler.items.urls")),
     path("", include("labeler.annotations.urls")),
     path("", include("labeler.insights.urls")),
+    path("", include("labeler.training.urls")),
 ]
 
 handler500 = "labeler.outages.server_error"

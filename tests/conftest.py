@@ -85,6 +85,9 @@ def labeler_dirs(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.EMBEDDINGS_ROOT = tmp_path / "embeddings"
     settings.MODELS_ROOT = tmp_path / "models"
+    # The automatic backbone check embeds with every installed backbone: only its own tests
+    # turn it on (tests/test_backbone_check_*.py).
+    settings.LABELER_BACKBONE_CHECK_AUTO = False
     return tmp_path
 
 
@@ -140,7 +143,7 @@ def worker_factory(redis_url, labeler_dirs, settings, transactional_db):
             LABELER_EMBEDDINGS_ROOT=str(settings.EMBEDDINGS_ROOT),
             LABELER_MODELS_ROOT=str(settings.MODELS_ROOT),
             PYTHONUNBUFFERED="1",
-            **extra_env,
+            **{"LABELER_BACKBONE_CHECK_AUTO": "0", **extra_env},
         )
         log_path = labeler_dirs / f"worker{len(started)}.log"
         log = open(log_path, "w")

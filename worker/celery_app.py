@@ -8,6 +8,7 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labeler.settings")
 
-app = Celery("labeler")
+# worker.tasks is found by autodiscovery; the backbone check lives in a module of its own.
+app = Celery("labeler", include=["worker.backbone_check"])
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["worker"], related_name="tasks", force=True)

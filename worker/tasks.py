@@ -252,6 +252,10 @@ def retrain_project(self, project_id: int) -> dict | None:
         Project.objects.filter(pk=project.pk).update(retrain_requested_at=None)
     # Labels that arrived while training ran may already call for the next version.
     request_retrain_if_due(project)
+    if result is not None:
+        from labeler.training.checks import request_check_if_due
+
+        request_check_if_due(project)  # enough labels for a (new) backbone check?
     return result
 
 

@@ -25,6 +25,7 @@ from labeler.items.models import Item
 from labeler.projects.access import get_project_for
 from labeler.projects.models import LabelClass
 from labeler.request_input import clean_json, json_errors
+from labeler.training.checks import check_context
 
 from . import curves, exports, maps, neighbours, services, thumbs
 
@@ -80,6 +81,8 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
         "exports": _export_links(project),
         "readme": exports.model_readme(project, version) if version else None,
         "chart_data": chart_data,
+        **check_context(project),
+        "check_next": "dashboard",
     }
     return render(request, "insights/dashboard.html", context)
 

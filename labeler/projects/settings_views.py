@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from labeler.request_input import clean
+from labeler.training.checks import check_context
 
 from . import forms, services
 from .access import get_project_for
@@ -108,5 +109,7 @@ def _page(request: HttpRequest, project: Project, *, status: int = 200) -> HttpR
         "roles": Role.choices,
         "strategies": list(STRATEGY_NAMES),
         "backbones": available_backbones(),
+        **check_context(project),
+        "check_next": "settings",
     }
     return render(request, "projects/settings.html", context, status=status)

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import ModelVersion
+from .models import BackboneCheck, ModelVersion
 
 
 @admin.register(ModelVersion)
@@ -22,4 +22,19 @@ class ModelVersionAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(BackboneCheck)
+class BackboneCheckAdmin(admin.ModelAdmin):
+    """Records of checks the worker ran: read-only, like model versions."""
+
+    list_display = ["project", "status", "backbone", "labels_used", "created_at", "finished_at"]
+    list_filter = ["status", "project"]
+    search_fields = ["project__name"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False

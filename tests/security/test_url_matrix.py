@@ -47,6 +47,8 @@ RULES: dict[str, dict] = {
     "insights:map_data": {"kind": "lead", "method": "get", "ok": {200}},
     "insights:relabel": {"kind": "lead", "method": "post", "ok": {400}},
     "insights:thumb": {"kind": "member", "method": "get", "ok": {200}},
+    "training:run_check": {"kind": "lead", "method": "post", "ok": {302}},
+    "training:check_status": {"kind": "lead", "method": "get", "ok": {200}},
 }
 ADMIN_SITE = [
     "admin:index", "admin:logout", "admin:password_change", "admin:password_change_done",
@@ -55,7 +57,7 @@ ADMIN_SITE = [
 ]
 ADMIN_MODELS = [
     "auth_group", "auth_user", "projects_project", "projects_labelclass", "projects_membership",
-    "items_item", "annotations_annotation", "training_modelversion", "axes_accessattempt",
+    "items_item", "annotations_annotation", "training_modelversion", "training_backbonecheck", "axes_accessattempt",
     "axes_accesslog", "axes_accessfailurelog",
 ]
 ADMIN_VIEWS = ["changelist", "add", "history", "delete", "change", "<object-redirect>"]

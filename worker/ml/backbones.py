@@ -42,9 +42,23 @@ __all__ = [
     "available_backbones",
     "candidate_weight_paths",
     "get_spec",
+    "installed_backbones",
     "load_backbone",
     "resolve_weights",
 ]
+
+
+def installed_backbones() -> list[str]:
+    """Backbones whose weights are found offline right now (default first): what can be used
+    without the user supplying a weights file. Only looks for files, loads nothing."""
+    found = []
+    for name in available_backbones():
+        try:
+            resolve_weights(get_spec(name))
+        except WeightsNotFoundError:
+            continue
+        found.append(name)
+    return found
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:

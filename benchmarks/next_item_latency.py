@@ -43,6 +43,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_port(port: int, timeout: float = 60, interval: float = 0.05) -> None:
+    """Until a server listens on the loopback port (or the timeout passes)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(interval)
+
+
 WORKER_NICE = os.environ.get("LABELER_WORKER_NICE", "10")
 RETRAIN_LOOP = """
 import sys, django
@@ -260,13 +271,7 @@ def main() -> None:
         cwd=REPO, env=dict(os.environ),
     )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.2)
+        wait_for_port(port)
         # Warm up every worker process (imports, connections) before measuring.
         # Warm up every worker process and thread (imports, connections, caches): as many
         # concurrent connections as the server has threads, for 3 seconds.

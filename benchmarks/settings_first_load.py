@@ -18,7 +18,6 @@ import argparse
 import http.client
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from next_item_latency import free_port, wait_for_port  # noqa: E402
+
 SETUP = """
 import json, django
 django.setup()
@@ -47,12 +49,6 @@ print(json.dumps({"project": project.pk, "session": s.session_key}))
 OLD_IMPORTS = "import worker.ml.backbones, worker.ml.strategies"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def get(port: int, path: str, session: str) -> tuple[int, float]:
     started = time.perf_counter()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
@@ -71,13 +67,7 @@ def one_run(env: dict, setup: dict, warm: bool) -> dict:
         cwd=REPO, env=env,
     )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_for_port(port)
         path = f"/projects/{setup['project']}/settings/"
         if warm:
             get(port, "/favicon.ico", setup["session"])  # the worker is up; nothing else loaded

@@ -25,7 +25,7 @@ from labeler.items.models import Item
 from labeler.projects.models import Project
 
 from . import services
-from .export_base import CHUNK, ExportError, Naming, iter_rows, ready_version
+from .export_base import CHUNK, Naming, iter_rows, ready_head
 
 #: The one license entry every image points to: labeler does not know the images' terms.
 LICENSE = {"id": 1, "name": "Unknown: see the data's source", "url": ""}
@@ -95,10 +95,7 @@ def export_coco_predictions(
 ) -> Iterator[bytes]:
     """A COCO results list: for every embedded image of the matching ``coco`` export, one result
     per class with the head's probability as ``score`` and the whole-image box."""
-    version = ready_version(project, version_number)
-    bundle = services.load_head(version)
-    if bundle is None:
-        raise ExportError(f"The head file of v{version.number} is missing.")
+    _, bundle = ready_head(project, version_number)
     return _results(project, bundle, unlabeled)
 
 

@@ -80,3 +80,14 @@ def ready_version(project: Project, number: int | None = None) -> ModelVersion:
         raise ExportError("No trained model yet: label some images first."
                           if number is None else f"No ready model version {number}.")
     return version
+
+
+def ready_head(project: Project, number: int | None = None) -> tuple[ModelVersion, dict]:
+    """The ready version (latest, or ``number``) and its head bundle; ExportError if missing."""
+    from . import services
+
+    version = ready_version(project, number)
+    bundle = services.load_head(version)
+    if bundle is None:
+        raise ExportError(f"The head file of v{version.number} is missing.")
+    return version, bundle

@@ -38,7 +38,7 @@ from labeler.projects.models import Project
 from labeler.training.models import ModelVersion
 
 from . import coco, services
-from .export_base import CHUNK, ExportError, Naming, _safe, iter_rows, ready_version
+from .export_base import CHUNK, ExportError, Naming, _safe, iter_rows, ready_head, ready_version
 
 FORMATS = {
     "csv": ("text/csv; charset=utf-8", "labels.csv"),
@@ -253,10 +253,7 @@ def export_folders(project: Project) -> Iterator[bytes]:
 
 def export_predictions(project: Project, version_number: int | None = None) -> Iterator[bytes]:
     """Every item with the head's probability for each class (blank where not embedded)."""
-    version = ready_version(project, version_number)
-    bundle = services.load_head(version)
-    if bundle is None:
-        raise ExportError(f"The head file of v{version.number} is missing.")
+    version, bundle = ready_head(project, version_number)
     return _predictions(project, version, bundle)
 
 

@@ -10,6 +10,8 @@ import pytest
 
 from worker.ml import strategies as st
 from worker.ml.head import LogisticHead
+from worker.ml.modal_compat import classifier_margin
+from worker.ml.ranking import block_scores
 from worker.ml.strategies import DEFAULT_STRATEGY, STRATEGIES, get_strategy, select
 
 NAMES = sorted(STRATEGIES)
@@ -100,7 +102,7 @@ def test_diversity_prefix_is_a_diverse_batch_then_uncertainty() -> None:
     idx = select("diversity", model, X, 300, X_labeled=X[labeled], random_state=0, batch_size=10)
     assert len(set(idx.tolist())) == 300
     assert len(set(blob[idx[:10]].tolist())) >= 5
-    margin = 1.0 - st._block_scores(st.classifier_margin, model, X)
+    margin = 1.0 - block_scores(classifier_margin, model, X)
     rest = margin[idx[10:]]
     assert (np.diff(rest) <= 1e-12).all()  # after the batch: most uncertain first
 

@@ -215,6 +215,8 @@ def test_registry() -> None:
         "margin",
         "entropy",
         "diversity",
+        "badge",
+        "balanced",
         "coverage",
         "auto",
     } <= set(STRATEGIES)
@@ -223,7 +225,7 @@ def test_registry() -> None:
         get_strategy("nope")
 
 
-@pytest.mark.parametrize("name", ["coverage", "diversity", "margin"])
+@pytest.mark.parametrize("name", ["coverage", "diversity", "margin", "badge", "balanced"])
 def test_million_item_pool_bounded_memory(name: str) -> None:
     """1M float16 items: no O(N^2) memory, and done in seconds."""
     rng = np.random.default_rng(0)

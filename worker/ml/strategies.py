@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from worker.ml.batch_selection import diversity
+from worker.ml.batch_selection import badge, balanced, diversity
 from worker.ml.coverage import coverage
 from worker.ml.modal_compat import classifier_entropy, classifier_margin, classifier_uncertainty
 from worker.ml.ranking import RandomState, block_scores, fill, has_model, rng_from, top
@@ -115,6 +115,8 @@ STRATEGIES: dict[str, QueryStrategy] = {
     "margin": margin,
     "entropy": entropy,
     "diversity": diversity,
+    "badge": badge,
+    "balanced": balanced,
     "coverage": coverage,
     "auto": auto,
 }

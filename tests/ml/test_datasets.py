@@ -110,9 +110,13 @@ def test_simulate_each_label_set_of_real_photos_from_one_cache(tmp_path: Path) -
     (data / "labels.csv").write_text("\n".join(lines) + "\n")
     messages: list[str] = []
     runs = {}
-    for label_set in ("type", "colour"):
-        runs[label_set] = sim.simulate(data, ["random"], [6, 24], seeds=1, label_set=label_set,
-                                       cache_dir=tmp_path / "cache", progress=messages.append)
+    runs["type"] = sim.simulate(data, ["random"], [6, 24], seeds=1, label_set="type",
+                                cache_dir=tmp_path / "cache", progress=messages.append)
+    opts = {"data": str(data), "label_set": "colour", "strategies": ["random"], "budgets": "6,24",
+            "seeds": 1, "cache_dir": str(tmp_path / "cache"), "json_out": str(tmp_path / "c.json"),
+            "plot": str(tmp_path / "c.png")}  # the command line's path, plot included
+    runs["colour"] = sim.run_from_args(opts, progress=messages.append)
+    assert (tmp_path / "c.png").stat().st_size > 1000
     assert sum(m.startswith("embedding") for m in messages) == 2  # pool + held out, once
     assert runs["type"]["classes"] == full.label_sets["type"][:3]
     assert set(runs["colour"]["classes"]) <= set(full.label_sets["colour"])

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from threadpoolctl import threadpool_limits
+
+    # 2 labels per class of 100 classes: scikit-learn warns that y "could be a regression"
+    warnings.filterwarnings("ignore", message="The number of unique classes", category=UserWarning)
 
     rng = np.random.default_rng(0)
     # Clustered data (so k-means and the head see structure, as with real embeddings).

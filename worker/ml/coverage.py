@@ -13,7 +13,18 @@ from typing import Any
 
 import numpy as np
 
-from worker.ml.ranking import RandomState, batch_of, fill, kmeans, project, rng_from, subsample, top
+from worker.ml.ranking import (
+    SCORE_BLOCK,
+    RandomState,
+    batch_of,
+    fill,
+    has_model,
+    kmeans,
+    project,
+    rng_from,
+    subsample,
+    top,
+)
 
 #: Clustering runs on at most this many items (uniform subsample of the pool) plus the labels.
 MAX_CLUSTER_POINTS = 20_000
@@ -37,6 +48,14 @@ def coverage(model: Any, X_pool: np.ndarray, n: int, *, X_labeled: np.ndarray | 
     the largest), and from it the most *typical* unlabeled item — the inverse mean distance to
     its 20 nearest neighbours.  Labels thus land in dense, not-yet-covered regions, which is
     what a weak head needs most.  Needs no model.
+
+    With a model (>= 2 classes), among clusters holding equally few labels the one whose
+    predicted class (the majority prediction of its members) has the fewest labels goes first,
+    then the biggest: class-balanced selection from predicted labels (Bengar et al. 2022,
+    "Class-balanced active learning for image classification"; Emam et al. 2021).  Embedding
+    clusters need not follow the classes (flowers: background and framing; fashion colours:
+    garment type), and plain TypiClust then piles the next labels onto the classes already
+    labeled most.
     """
     rng = rng_from(random_state)
     N = len(X_pool)
@@ -61,20 +80,39 @@ def coverage(model: Any, X_pool: np.ndarray, n: int, *, X_labeled: np.ndarray | 
     typical_order: dict[int, np.ndarray] = {}
     used = [0] * k
     eligible = sizes >= min(MIN_CLUSTER_SIZE, max(1, len(X_all) // max(k, 1)))
+    cluster_class, class_labels = _predicted_classes(model, X_pool[sub], members, k)
     chosen: list[int] = []
     while len(chosen) < n:
         open_ = eligible & (np.array(used) < np.array([len(m) for m in members]))
         if not open_.any():
             break
-        # fewest labels first, then biggest cluster; random among exact ties
-        key = np.lexsort((rng.random(k), -sizes, n_lab))
+        # fewest labels first, then the rarest predicted class, then biggest; random among ties
+        key = np.lexsort((rng.random(k), -sizes, class_labels[cluster_class], n_lab))
         c = int(next(i for i in key if open_[i]))
         if c not in typical_order:
             typical_order[c] = _typicality_order(X_all, labels, c, members[c], rng)
         chosen.append(int(sub[members[c][typical_order[c][used[c]]]]))
         used[c] += 1
         n_lab[c] += 1
+        class_labels[cluster_class[c]] += 1
     return fill(chosen, N, n, rng)
+
+
+def _predicted_classes(model: Any, X: np.ndarray, members: list[np.ndarray],
+                       k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(majority predicted class of each cluster, labels per class so far) for class balance.
+
+    Without a model of >= 2 classes every cluster gets class 0 with 0 labels: no effect.
+    """
+    counts = getattr(model, "class_counts_", None)
+    if not has_model(model) or counts is None:
+        return np.zeros(k, dtype=np.int64), np.zeros(1, dtype=np.int64)
+    pred = np.concatenate([model.predict_proba(X[s : s + SCORE_BLOCK]).argmax(axis=1)
+                           for s in range(0, len(X), SCORE_BLOCK)])
+    n_classes = len(counts)
+    cluster_class = np.array([np.bincount(pred[m], minlength=n_classes).argmax() if len(m) else 0
+                              for m in members], dtype=np.int64)
+    return cluster_class, np.asarray(counts, dtype=np.int64).copy()
 
 
 def _typicality_order(X_all: np.ndarray, labels: np.ndarray, c: int, members: np.ndarray,

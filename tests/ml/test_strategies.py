@@ -243,3 +243,23 @@ def test_million_item_pool_bounded_memory(name: str) -> None:
     assert len(set(idx.tolist())) == 200
     assert peak < 400 * 2**20, f"peak {peak / 2**20:.0f} MiB"
     assert elapsed < 60, f"{elapsed:.1f}s"
+
+
+def test_coverage_with_a_model_balances_predicted_classes() -> None:
+    """Uncovered clusters of the class with the fewest labels come before bigger ones."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(8, 32))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    blob = np.repeat(np.arange(8), 100)
+    X = (centres[blob] + 0.15 * rng.normal(size=(len(blob), 32)) / np.sqrt(32)).astype(np.float32)
+    cls = (blob >= 4).astype(int)  # class 0: blobs 0-3, class 1: blobs 4-7
+    lab = np.concatenate([np.flatnonzero(blob == b)[: 3 if b < 4 else 1] for b in range(8)])
+    model = LogisticHead().fit(X[lab], cls[lab])  # 12 labels of class 0, 4 of class 1
+    plain_class_0 = 0
+    for seed in range(4):
+        plain = select("coverage", None, X, 8, random_state=seed, batch_size=8)[:4]
+        plain_class_0 += int((cls[plain] == 0).sum())  # plain TypiClust: blind to classes
+        balanced = select("coverage", model, X, 8, random_state=seed, batch_size=8)[:4]
+        assert cls[balanced].tolist() == [1, 1, 1, 1], seed  # rarest predicted class first
+        assert len(set(blob[balanced].tolist())) == 4, seed  # and still one per cluster
+    assert plain_class_0 >= 4

@@ -122,7 +122,10 @@ class LogisticHead(ClassifierMixin, BaseEstimator):
         # fold's training adds the same loss to every C, so it does not sway the choice.
         n_splits = min(self.cv, int(np.median(counts)), 3 if len(y) > MANY_LABELS else self.cv)
         if n_splits >= 2:
-            self.C_ = self._cross_validate(Xp, y_idx, n_splits)
+            with warnings.catch_warnings():  # small classes sit in fewer folds: see above
+                warnings.filterwarnings("ignore", message="The least populated class",
+                                        category=UserWarning)
+                self.C_ = self._cross_validate(Xp, y_idx, n_splits)
         else:
             self.C_ = float(self.C) if self.C is not None else DEFAULT_C
         self.scaler_ = _Scaler(Xp)
@@ -136,10 +139,7 @@ class LogisticHead(ClassifierMixin, BaseEstimator):
         folds = StratifiedKFold(n_splits, shuffle=True, random_state=self.random_state)
         loss = np.zeros(len(grid))
         acc = np.zeros(len(grid))
-        with warnings.catch_warnings():  # "least populated class has only 1 member": see fit
-            warnings.simplefilter("ignore", UserWarning)
-            splits = list(folds.split(X, y_idx))
-        for train, test in splits:
+        for train, test in folds.split(X, y_idx):
             scaler = _Scaler(X[train])
             Xtr, Xte = scaler(X[train]), scaler(X[test])
             lr = self._new_lr(grid[0])

@@ -39,6 +39,7 @@ from worker.ml.simulation import DEFAULT_CACHE_DIR, load_embedded  # noqa: E402
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="folder as for manage.py simulate")
+    parser.add_argument("--label-set", default=None, help="labels.csv column, as for simulate")
     parser.add_argument("--budget", type=int, default=80)
     parser.add_argument("--backbone", default=DEFAULT_BACKBONE)
     parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR))
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     t0 = time.time()
-    data = load_embedded(args.data, args.backbone, args.cache_dir)
+    data = load_embedded(args.data, args.backbone, args.cache_dir, label_set=args.label_set)
     X, y = np.asarray(data.X_pool, dtype=np.float32), data.y_pool
     Xt, yt = np.asarray(data.X_test, dtype=np.float32), data.y_test
     k = len(data.classes)

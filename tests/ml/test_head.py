@@ -35,11 +35,24 @@ def test_two_labels_and_singleton_classes_use_default_c() -> None:
     head = LogisticHead().fit(X, y)
     assert head.C_ == DEFAULT_C and head.cv_accuracy_ is None
     assert head.predict(X).tolist() == [3, 8]
-    X, y = _blobs({1: 6, 2: 6, 5: 1})
+    X, y = _blobs({1: 1, 2: 1, 5: 2})  # most classes single: nothing to cross-validate
     head = LogisticHead().fit(X, y)
-    assert head.cv_accuracy_ is None
+    assert head.C_ == DEFAULT_C and head.cv_accuracy_ is None
     proba = head.predict_proba(X)
-    assert proba.shape == (13, 3) and np.allclose(proba.sum(axis=1), 1.0)
+    assert proba.shape == (4, 3) and np.allclose(proba.sum(axis=1), 1.0)
+
+
+def test_one_singleton_class_does_not_stop_cross_validation() -> None:
+    """Active learning often leaves a class with one label: C is still chosen by CV."""
+    import warnings
+
+    X, y = _blobs({1: 20, 2: 20, 3: 20, 5: 1})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and quietly (no "least populated class" warning)
+        head = LogisticHead().fit(X, y)
+    assert head.cv_accuracy_ is not None and head.C_ in C_GRID
+    assert head.C_ > DEFAULT_C  # separable blobs: the weak-regularisation end, not the default
+    assert head.predict_proba(X).shape == (61, 4)
 
 
 def test_cv_chooses_c_and_reports_accuracy() -> None:

@@ -10,6 +10,8 @@ import pytest
 
 from worker.ml import strategies as st
 from worker.ml.head import LogisticHead
+from worker.ml.modal_compat import classifier_margin
+from worker.ml.ranking import block_scores
 from worker.ml.strategies import DEFAULT_STRATEGY, STRATEGIES, get_strategy, select
 
 NAMES = sorted(STRATEGIES)
@@ -100,7 +102,7 @@ def test_diversity_prefix_is_a_diverse_batch_then_uncertainty() -> None:
     idx = select("diversity", model, X, 300, X_labeled=X[labeled], random_state=0, batch_size=10)
     assert len(set(idx.tolist())) == 300
     assert len(set(blob[idx[:10]].tolist())) >= 5
-    margin = 1.0 - st._block_scores(st.classifier_margin, model, X)
+    margin = 1.0 - block_scores(classifier_margin, model, X)
     rest = margin[idx[10:]]
     assert (np.diff(rest) <= 1e-12).all()  # after the batch: most uncertain first
 
@@ -213,6 +215,8 @@ def test_registry() -> None:
         "margin",
         "entropy",
         "diversity",
+        "badge",
+        "balanced",
         "coverage",
         "auto",
     } <= set(STRATEGIES)
@@ -221,7 +225,7 @@ def test_registry() -> None:
         get_strategy("nope")
 
 
-@pytest.mark.parametrize("name", ["coverage", "diversity", "margin"])
+@pytest.mark.parametrize("name", ["coverage", "diversity", "margin", "badge", "balanced"])
 def test_million_item_pool_bounded_memory(name: str) -> None:
     """1M float16 items: no O(N^2) memory, and done in seconds."""
     rng = np.random.default_rng(0)
@@ -239,3 +243,23 @@ def test_million_item_pool_bounded_memory(name: str) -> None:
     assert len(set(idx.tolist())) == 200
     assert peak < 400 * 2**20, f"peak {peak / 2**20:.0f} MiB"
     assert elapsed < 60, f"{elapsed:.1f}s"
+
+
+def test_coverage_with_a_model_balances_predicted_classes() -> None:
+    """Uncovered clusters of the class with the fewest labels come before bigger ones."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(8, 32))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    blob = np.repeat(np.arange(8), 100)
+    X = (centres[blob] + 0.15 * rng.normal(size=(len(blob), 32)) / np.sqrt(32)).astype(np.float32)
+    cls = (blob >= 4).astype(int)  # class 0: blobs 0-3, class 1: blobs 4-7
+    lab = np.concatenate([np.flatnonzero(blob == b)[: 3 if b < 4 else 1] for b in range(8)])
+    model = LogisticHead().fit(X[lab], cls[lab])  # 12 labels of class 0, 4 of class 1
+    plain_class_0 = 0
+    for seed in range(4):
+        plain = select("coverage", None, X, 8, random_state=seed, batch_size=8)[:4]
+        plain_class_0 += int((cls[plain] == 0).sum())  # plain TypiClust: blind to classes
+        balanced = select("coverage", model, X, 8, random_state=seed, batch_size=8)[:4]
+        assert cls[balanced].tolist() == [1, 1, 1, 1], seed  # rarest predicted class first
+        assert len(set(blob[balanced].tolist())) == 4, seed  # and still one per cluster
+    assert plain_class_0 >= 4

@@ -1,7 +1,9 @@
 """Active-learning simulation on a labeled folder: does a strategy beat random, on *your* data?
 
 A folder ``DIR`` holds ``train/<class>/*`` (the pool) and ``test/<class>/*`` and/or
-``validation/<class>/*`` (held out; both are used when both exist).  The simulation runs the
+``validation/<class>/*`` (held out; both are used when both exist), or a ``labels.csv`` with one
+column per label set, one of which is simulated (``--label-set``; see
+:mod:`worker.ml.datasets`).  The simulation runs the
 product's own pieces — :class:`~worker.ml.featurizer.Featurizer`,
 :class:`~worker.ml.embedding_store.EmbeddingStore`, :class:`~worker.ml.head.LogisticHead` and
 :func:`~worker.ml.strategies.select` — not copies: it reveals labels from the folder names as an
@@ -29,17 +31,16 @@ from typing import Any
 
 import numpy as np
 
+from worker.ml.datasets import Split, scan_dataset
 from worker.ml.head import LogisticHead
 from worker.ml.strategies import STRATEGIES, select
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 DEFAULT_BUDGETS = (10, 20, 40, 80, 160, 320, 640)
 #: The product's defaults (Project.retrain_every, Project.audit_share, LABELER_QUERY_POOL_SIZE),
 #: so that a simulation measures what a project on default settings would get.
 RETRAIN_EVERY = 10
 AUDIT_SHARE = 0.10
 QUERY_POOL_SIZE = 300
-HELD_OUT_SPLITS = ("test", "validation")
 #: A strategy "reaches" the full-pool accuracy at the first budget whose mean is >= this share.
 REACH_SHARE = 0.95
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -54,56 +55,14 @@ def _stderr(msg: str) -> None:
 
 # -- data ------------------------------------------------------------------------------------
 @dataclass
-class Split:
-    """Image files of one split, with their class index (into the dataset's class names)."""
-
-    paths: list[Path]
-    y: np.ndarray
-
-
-@dataclass
 class Embedded:
-    """Embeddings ready for simulation (failed images dropped)."""
+    """Embeddings ready for simulation (failed and unlabeled images dropped)."""
 
     classes: list[str]
     X_pool: np.ndarray
     y_pool: np.ndarray
     X_test: np.ndarray
     y_test: np.ndarray
-
-
-def _list_split(folder: Path, classes: list[str]) -> Split:
-    paths: list[Path] = []
-    ys: list[int] = []
-    for ci, name in enumerate(classes):
-        d = folder / name
-        if not d.is_dir():
-            continue
-        for p in sorted(d.iterdir()):
-            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
-                paths.append(p)
-                ys.append(ci)
-    return Split(paths, np.asarray(ys, dtype=np.int64))
-
-
-def scan_dataset(data_dir: str | Path) -> tuple[list[str], Split, Split]:
-    """(class names, pool split, held-out split); ``ValueError`` when the layout is wrong."""
-    root = Path(data_dir)
-    train = root / "train"
-    if not train.is_dir():
-        raise ValueError(f"{root} has no train/ folder (expected train/<class>/*)")
-    held = [root / s for s in HELD_OUT_SPLITS if (root / s).is_dir()]
-    if not held:
-        raise ValueError(f"{root} has neither test/ nor validation/ (the held-out images)")
-    classes = sorted(d.name for d in train.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if len(classes) < 2:
-        raise ValueError(f"{train} needs at least 2 class folders, found {classes}")
-    pool = _list_split(train, classes)
-    parts = [_list_split(h, classes) for h in held]
-    test = Split([p for s in parts for p in s.paths], np.concatenate([s.y for s in parts]))
-    if not len(pool.paths) or not len(test.paths):
-        raise ValueError(f"{root}: no images in train/ or in the held-out folders")
-    return classes, pool, test
 
 
 def cache_folder(cache_dir: str | Path, data_dir: str | Path, backbone: str) -> Path:
@@ -168,11 +127,15 @@ def embed_split(split: Split, name: str, folder: Path, get_featurizer: Callable[
 
 
 def load_embedded(data_dir: str | Path, backbone: str, cache_dir: str | Path = DEFAULT_CACHE_DIR,
-                  progress: Progress = _stderr) -> Embedded:
-    """Scan ``data_dir``, embed (or read from cache) pool and held-out images."""
+                  progress: Progress = _stderr, label_set: str | None = None) -> Embedded:
+    """Scan ``data_dir``, embed (or read from cache) pool and held-out images.
+
+    Every listed image is embedded, also those without a label in ``label_set``, so that all
+    label sets of a ``labels.csv`` share one cache; unlabeled ones are dropped afterwards.
+    """
     from worker.ml.backbones import get_spec
 
-    classes, pool, test = scan_dataset(data_dir)
+    classes, pool, test = scan_dataset(data_dir, label_set)
     folder = cache_folder(cache_dir, data_dir, get_spec(backbone).name)
     loaded: list[Any] = []
 
@@ -186,7 +149,8 @@ def load_embedded(data_dir: str | Path, backbone: str, cache_dir: str | Path = D
     out = []
     for split, name in ((pool, "pool"), (test, "heldout")):
         X, ok = embed_split(split, name, folder, get_featurizer, progress)
-        out.append((X, split.y[ok]))
+        y = split.y[ok]
+        out.append((X[y >= 0], y[y >= 0]))
     return Embedded(classes, out[0][0], out[0][1], out[1][0], out[1][1])
 
 
@@ -245,7 +209,8 @@ def simulate(data_dir: str | Path, strategies: Sequence[str], budgets: Sequence[
              seeds: int = 3, backbone: str | None = None,
              cache_dir: str | Path = DEFAULT_CACHE_DIR, retrain_every: int = RETRAIN_EVERY,
              query_pool: int = QUERY_POOL_SIZE, audit_share: float = AUDIT_SHARE,
-             progress: Progress = _stderr, embedded: Embedded | None = None) -> dict[str, Any]:
+             progress: Progress = _stderr, embedded: Embedded | None = None,
+             label_set: str | None = None) -> dict[str, Any]:
     """Run every strategy for ``seeds`` seeds; returns the JSON-ready result (README layout).
 
     BLAS runs on one thread, as in the worker's retrain: the fits are small, and multithreaded
@@ -256,13 +221,13 @@ def simulate(data_dir: str | Path, strategies: Sequence[str], budgets: Sequence[
 
     with threadpool_limits(limits=1, user_api="blas"):
         return _simulate(data_dir, strategies, budgets, seeds, backbone, cache_dir, retrain_every,
-                         query_pool, audit_share, progress, embedded)
+                         query_pool, audit_share, progress, embedded, label_set)
 
 
 def _simulate(data_dir: str | Path, strategies: Sequence[str], budgets: Sequence[int],
               seeds: int, backbone: str | None, cache_dir: str | Path, retrain_every: int,
               query_pool: int, audit_share: float, progress: Progress,
-              embedded: Embedded | None) -> dict[str, Any]:
+              embedded: Embedded | None, label_set: str | None) -> dict[str, Any]:
     from worker.ml.backbones import DEFAULT_BACKBONE
 
     backbone = backbone or DEFAULT_BACKBONE
@@ -270,7 +235,7 @@ def _simulate(data_dir: str | Path, strategies: Sequence[str], budgets: Sequence
         if s not in STRATEGIES:
             raise ValueError(f"unknown strategy {s!r}; choose from {', '.join(sorted(STRATEGIES))}")
     t_start = time.time()
-    data = embedded or load_embedded(data_dir, backbone, cache_dir, progress)
+    data = embedded or load_embedded(data_dir, backbone, cache_dir, progress, label_set)
     N = len(data.y_pool)
     budgets = sorted({int(b) for b in budgets if int(b) > 0})
     if not budgets:
@@ -309,6 +274,7 @@ def _simulate(data_dir: str | Path, strategies: Sequence[str], budgets: Sequence
         }
     return {
         "data": str(Path(data_dir).resolve()) if data_dir else None,
+        "label_set": label_set,
         "backbone": backbone,
         "classes": data.classes,
         "pool_size": N,
@@ -350,7 +316,10 @@ def plot(result: dict[str, Any], path: str | Path) -> None:
     ax.set_xticks(shown, [str(b) for b in shown])
     ax.set_xlabel("labels")
     ax.set_ylabel("held-out accuracy")
-    ax.set_title(f"{Path(result['data'] or '').name} · {result['backbone']} · "
+    name = Path(result["data"] or "").name
+    if result.get("label_set"):
+        name += f" ({result['label_set']})"
+    ax.set_title(f"{name} · {result['backbone']} · "
                  f"{result['seeds']} seeds")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -377,7 +346,9 @@ def format_table(result: dict[str, Any]) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``manage.py simulate`` and ``python -m worker.ml.simulation``."""
     parser.add_argument("--data", required=True, help="folder with train/<class>/* and test/ "
-                        "and/or validation/<class>/*")
+                        "and/or validation/<class>/*, or with labels.csv (file,split,<set>,...)")
+    parser.add_argument("--label-set", default=None, metavar="NAME", help="the labels.csv "
+                        "column to simulate (needed when it has several)")
     parser.add_argument("--strategy", action="append", dest="strategies", metavar="S",
                         help=f"repeatable; one of {', '.join(STRATEGIES)} (default: auto, random)")
     parser.add_argument("--budgets", default=",".join(map(str, DEFAULT_BUDGETS)),
@@ -407,7 +378,7 @@ def run_from_args(opts: dict[str, Any], progress: Progress = _stderr) -> dict[st
                       query_pool=int(opts.get("query_pool") or QUERY_POOL_SIZE),
                       audit_share=(AUDIT_SHARE if opts.get("audit_share") is None
                                    else float(opts["audit_share"])),
-                      progress=progress)
+                      progress=progress, label_set=opts.get("label_set"))
     out = Path(opts["json_out"])
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -15,7 +15,8 @@ from worker.ml import simulation
 
 class Command(BaseCommand):
     help = ("Simulate active learning on DIR (train/<class>/* pool, test/ and/or validation/ "
-            "held out): held-out accuracy per strategy and budget, as JSON (and a plot).")
+            "held out; or a labels.csv, one label set chosen with --label-set): held-out "
+            "accuracy per strategy and budget, as JSON (and a plot).")
 
     def add_arguments(self, parser: CommandParser) -> None:
         simulation.add_arguments(parser)

@@ -6,5 +6,6 @@ are exactly the keys of worker.ml.strategies.STRATEGIES.
 """
 
 STRATEGY_NAMES: tuple[str, ...] = (
-    "random", "least_confident", "margin", "entropy", "diversity", "coverage", "auto",
+    "random", "least_confident", "margin", "entropy", "diversity", "badge", "balanced",
+    "coverage", "auto",
 )

@@ -60,7 +60,7 @@ def test_confusion_cell_to_table_to_item_to_relabel(
     assert set(page.locator("td.cell-label").all_inner_texts()) == {"dog"}
     # The form shows the cell's filters, ready to refine.
     assert page.locator("#id_label").input_value() == str(dog.pk)
-    page.wait_for_function("[...document.querySelectorAll('img.thumb')].every(i => i.complete"
+    page.wait_for_function("() => [...document.querySelectorAll('img.thumb')].every(i => i.complete"
                            " && i.naturalWidth > 0)")
     _shot(page, tmp_path, "table", full_page=True)
 
@@ -91,18 +91,18 @@ def test_confusion_cell_to_table_to_item_to_relabel(
         page.click(f"tr[data-item='{target}'] a.item-link")
     figures = page.locator("#neighbours figure")
     assert figures.count() == 8
-    page.wait_for_function("[...document.querySelectorAll('#neighbours img')].every(i =>"
+    page.wait_for_function("() => [...document.querySelectorAll('#neighbours img')].every(i =>"
                            " i.complete && i.naturalWidth > 0)")
     _shot(page, tmp_path, "item", full_page=True)
     page.click(f"button.relabel[data-label='{bird.pk}']")
-    page.wait_for_function("document.querySelector('.issue-status').textContent.startsWith('Saved')")
+    page.wait_for_function("() => document.querySelector('.issue-status').textContent.startsWith('Saved')")
     assert Annotation.objects.get(item_id=target, annotator=world["lead"]).label == bird
     assert Item.objects.get(pk=target).current_label == bird
 
     # "Show on the map": the map opens with that item ringed.
     with page.expect_navigation():
         page.click("#map-link")
-    page.wait_for_function("window.labelerMap && window.labelerMap.highlighted === true",
+    page.wait_for_function("() => window.labelerMap && window.labelerMap.highlighted === true",
                            timeout=15000)
     _shot(page, tmp_path, "map")
 

@@ -96,7 +96,7 @@ def test_map_shows_the_out_of_fold_disagreements_and_counts_them(
     expected = services.label_issues(project)["flagged"]
     page, problems = _open(browser, live_server.url)
     page.goto(f"{live_server.url}/projects/{project.pk}/map/")
-    page.wait_for_function("window.labelerMap && window.labelerMap.n > 0", timeout=20000)
+    page.wait_for_function("() => window.labelerMap && window.labelerMap.n > 0", timeout=20000)
     assert page.locator("#map-status").inner_text().startswith("150 items shown")
     assert f"({expected}, out-of-fold, model v3)" in page.locator("#disagree-note").inner_text()
     page.check("#only-disagree")
@@ -112,8 +112,8 @@ def test_settings_tabs_drag_to_reorder_and_merge(live_server, browser, lead_worl
     page, problems = _open(browser, live_server.url)
     page.goto(f"{live_server.url}/projects/{project.pk}/settings/")
     tabs = page.locator("nav.insights-tabs a")
-    assert tabs.all_inner_texts()[:4] == ["Dashboard", "Likely label errors", "Embedding map",
-                                          "Settings"]
+    assert tabs.all_inner_texts()[:5] == ["Dashboard", "Likely label errors", "Embedding map",
+                                          "Items", "Settings"]
     assert page.locator("nav.insights-tabs a.active").inner_text() == "Settings"
     source = page.locator("#merge-source").input_value()
     assert source != page.locator("#merge-target").input_value()

@@ -40,7 +40,6 @@ def _whole_image(w: int, h: int) -> dict:
 
 def export_coco(project: Project, *, unlabeled: bool = True) -> Iterator[bytes]:
     """Images, categories and one whole-image annotation per labelled image."""
-    labels, audit = services.current_labels(project)
     now = datetime.now(UTC)
     head = {
         "info": {
@@ -56,10 +55,9 @@ def export_coco(project: Project, *, unlabeled: bool = True) -> Iterator[bytes]:
     text = json.dumps(head, ensure_ascii=False)
     yield (text[:-1] + ', "images": [').encode()
     naming = Naming(project)
-    annotations: list[tuple[int, int, int, int, bool, int]] = []
     out: list[str] = []
     first = True
-    for r in iter_rows(project, labels, audit, naming):
+    for r in iter_rows(project, naming):
         it = r.item
         if not r.label_id and not unlabeled:
             continue
@@ -70,15 +68,19 @@ def export_coco(project: Project, *, unlabeled: bool = True) -> Iterator[bytes]:
             "original_name": it.original_name,
         }, ensure_ascii=False))
         first = False
-        if r.label_id:
-            annotations.append(
-                (it.pk, r.label_id, it.width, it.height, r.is_audit, it.annotation_count)
-            )
         if len(out) >= 500:
             yield "".join(out).encode()
             out = []
     out.append('], "annotations": [')
-    for n, (item_id, label_id, w, h, is_audit, count) in enumerate(annotations, start=1):
+    # A second pass over the labelled items only, rather than a list of them kept from the first.
+    labelled = (
+        Item.objects.filter(project=project, current_label__isnull=False).order_by("pk")
+        .values_list("pk", "current_label_id", "width", "height", "has_audit_label",
+                     "annotation_count")
+    )
+    for n, (item_id, label_id, w, h, is_audit, count) in enumerate(
+        labelled.iterator(chunk_size=CHUNK), start=1
+    ):
         out.append(("," if n > 1 else "") + json.dumps({
             "id": n, "image_id": item_id, "category_id": label_id, **_whole_image(w, h),
             "attributes": {"is_audit": is_audit, "n_annotations": count},
@@ -102,9 +104,11 @@ def export_coco_predictions(
 def _results(project: Project, bundle: dict, unlabeled: bool) -> Iterator[bytes]:
     head = bundle["head"]
     head_classes = [int(c) for c in bundle["classes"]]
-    labels, _ = services.current_labels(project)
     store_ids, matrix = services.store_of(project, bundle.get("backbone")).load()
-    qs = Item.objects.filter(project=project).order_by("pk").only("pk", "width", "height")
+    qs = Item.objects.filter(project=project).order_by("pk")
+    if not unlabeled:
+        qs = qs.filter(current_label__isnull=False)
+    qs = qs.only("pk", "width", "height")
     yield b"["
     first = True
 
@@ -132,8 +136,6 @@ def _results(project: Project, bundle: dict, unlabeled: bool) -> Iterator[bytes]
 
     batch: list[Item] = []
     for item in qs.iterator(chunk_size=CHUNK):
-        if not unlabeled and item.pk not in labels:
-            continue
         batch.append(item)
         if len(batch) >= 4096:
             yield flush(batch).encode()

@@ -16,8 +16,9 @@ Formats:
     predictions  CSV with the latest head's probability for every class, for every item
     model        a zip: head.joblib (the current head), classes.json and README.md (inference)
 
-"The label" of an item is the retrain's own definition: the majority over annotators, the
-latest label winning ties (worker.tasks._current_labels).
+"The label" of an item is the retrain's own definition (a lead's label, else the majority over
+annotators, the latest label winning ties), read from the item's denormalised current-label
+column (labeler.annotations.current) as the rows stream: no export loads every label first.
 """
 
 from __future__ import annotations
@@ -66,11 +67,10 @@ def _csv_line(values: list) -> bytes:
 
 
 def export_csv(project: Project) -> Iterator[bytes]:
-    labels, audit = services.current_labels(project)
     naming = Naming(project)
     yield _csv_line(CSV_COLUMNS)
     lines: list[bytes] = []
-    for r in iter_rows(project, labels, audit, naming):
+    for r in iter_rows(project, naming):
         it = r.item
         lines.append(_csv_line([
             it.pk, r.file, it.original_name, it.sha256, it.width, it.height,
@@ -120,7 +120,6 @@ def _version_info(version: ModelVersion | None) -> dict | None:
 
 
 def export_json(project: Project) -> Iterator[bytes]:
-    labels, audit = services.current_labels(project)
     naming = Naming(project)
     classes = [
         {"id": c.pk, "name": c.name, "hotkey": c.hotkey, "order": c.order, "color": c.color,
@@ -142,7 +141,7 @@ def export_json(project: Project) -> Iterator[bytes]:
     pending = next(anns, None)
     first = True
     out: list[str] = []
-    for r in iter_rows(project, labels, audit, naming):
+    for r in iter_rows(project, naming):
         it = r.item
         these: list[dict] = []
         while pending is not None and pending[0] < it.pk:
@@ -232,12 +231,11 @@ def zip_stream(entries: Iterable[Entry]) -> Iterator[bytes]:
 
 
 def export_folders(project: Project) -> Iterator[bytes]:
-    labels, audit = services.current_labels(project)
     naming = Naming(project)
     media = Path(settings.MEDIA_ROOT)
 
     def entries() -> Iterator[Entry]:
-        for r in iter_rows(project, labels, audit, naming):
+        for r in iter_rows(project, naming):
             if not r.label_id:
                 continue
             path = media / r.item.image.name
@@ -263,14 +261,14 @@ def _predictions(project: Project, version: ModelVersion, bundle: dict) -> Itera
     classes = list(project.classes.all())
     col_of = {cid: j for j, cid in enumerate(head_classes)}
     names = {c.pk: c.name for c in classes}
-    labels, _ = services.current_labels(project)
     store_ids, matrix = services.store_of(project, bundle.get("backbone")).load()
     naming = Naming(project)
     yield _csv_line(
         ["item_id", "file", "label", "predicted", "confidence", "model_version"]
         + [f"p_{c.name}" for c in classes]
     )
-    qs = Item.objects.filter(project=project).order_by("pk").only("pk", "original_name", "image")
+    qs = Item.objects.filter(project=project).order_by("pk").only(
+        "pk", "original_name", "image", "current_label_id")
     batch: list[Item] = []
 
     def flush(items: list[Item]) -> bytes:
@@ -282,7 +280,7 @@ def _predictions(project: Project, version: ModelVersion, bundle: dict) -> Itera
             proba = head.predict_proba(np.asarray(matrix[pos[found]], dtype=np.float32))
         lines, k = [], 0
         for item, ok in zip(items, found.tolist(), strict=True):
-            label = names.get(labels.get(item.pk), "")
+            label = names.get(item.current_label_id, "")
             file = naming.file_for(item)
             if not ok:
                 lines.append(_csv_line([item.pk, file, label, "", "", version.number]

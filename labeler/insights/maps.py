@@ -9,7 +9,9 @@ are always current. See worker.ml.projection for the method.
 
 What goes to the browser is compact: item ids as Int32, coordinates quantised to Uint16, class
 indices as Uint8 and confidences as Uint8, each base64-encoded — about 15 bytes per item, so
-100,000 items are ~1.5 MB of JSON and are drawn on one canvas, not as DOM nodes.
+100,000 items are ~1.5 MB of JSON and are drawn on one canvas, not as DOM nodes. A larger pool
+is sent as every labelled item plus a uniform random sample of the rest (MAX_POINTS in all),
+so a million-item project costs the browser, the JSON and this process what 100,000 do.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
+from django.db.models import Q
 
 from labeler.items.models import Item
 from labeler.projects.models import Project
@@ -34,6 +37,9 @@ logger = logging.getLogger("labeler.insights")
 
 PENDING_TTL = 30 * 60  # seconds; a marker older than this belongs to a dead task
 NONE = 255  # "no class" in the Uint8 class arrays
+#: Most points sent to the browser. A canvas draws 10^5 points fluidly, and at ~15 bytes a point
+#: that is 1.5 MB of JSON; a larger pool is shown as every labelled item plus a uniform sample.
+MAX_POINTS = 100_000
 
 
 def map_path(project: Project, backbone: str | None = None) -> Path:
@@ -171,6 +177,38 @@ def disagreements(project: Project, labels: dict[int, int]) -> dict | None:
     return {"item": items, "predicted": oof["predicted"], "disagree": disagree, "source": source}
 
 
+def _drawn_rows(project: Project, n_mapped: int) -> tuple[np.ndarray, ...]:
+    """(item ids, current label, prediction, confidence) of the items to draw, in id order.
+
+    Every item up to MAX_POINTS mapped; beyond, every labelled item plus a uniform sample of
+    the rest (``random_key`` below MAX_POINTS / mapped), so the rows read, the work here and the
+    JSON stay bounded at any pool size. One query; class ids of 0 mean "none".
+    """
+    qs = Item.objects.filter(project=project)
+    if n_mapped > MAX_POINTS:
+        qs = qs.filter(Q(random_key__lt=MAX_POINTS / n_mapped) | Q(current_label__isnull=False))
+    ids, label, pred, conf = [], [], [], []
+    for pk, label_id, pred_id, c in qs.order_by("pk").values_list(
+        "pk", "current_label_id", "predicted_class_id", "predicted_confidence"
+    ).iterator(chunk_size=10000):
+        ids.append(pk)
+        label.append(label_id or 0)
+        pred.append(pred_id or 0)
+        conf.append(0.0 if c is None else c)
+    return (np.array(ids, dtype=np.int64), np.array(label, dtype=np.int64),
+            np.array(pred, dtype=np.int64), np.array(conf, dtype=np.float64))
+
+
+def _class_index(class_ids: np.ndarray, col: dict[int, int]) -> np.ndarray:
+    """Uint8 column of each class id (NONE for 0, unknown or past 254 classes)."""
+    lut = np.full(max([0, *col]) + 1, NONE, dtype=np.uint8)
+    for cid, j in col.items():
+        if j < NONE:
+            lut[cid] = j
+    inside = class_ids < len(lut)
+    return np.where(inside, lut[np.where(inside, class_ids, 0)], NONE).astype(np.uint8)
+
+
 def map_payload(project: Project) -> dict:
     """JSON for the map page: status, classes, and the encoded arrays when a map exists."""
     store_ids = services.store_of(project).ids()
@@ -194,43 +232,40 @@ def map_payload(project: Project) -> dict:
         payload["status"] = "computing" if queued else "empty"
         payload["n"] = 0
         return payload
-    ids, xy = data["ids"], data["xy"]
-    n = len(ids)
+    map_ids, map_xy = data["ids"], data["xy"]
     col = {c.pk: j for j, c in enumerate(classes)}
-    labels, _ = services.current_labels(project)
-    label_idx = np.full(n, NONE, dtype=np.uint8)
-    pred_idx = np.full(n, NONE, dtype=np.uint8)
-    conf = np.zeros(n, dtype=np.uint8)
-    pos_of = {int(i): p for p, i in enumerate(ids.tolist())}
-    for item_id, label_id in labels.items():
-        p = pos_of.get(item_id)
-        if p is not None and label_id in col and col[label_id] < NONE:
-            label_idx[p] = col[label_id]
-    for item_id, pred, c in Item.objects.filter(
-        project=project, predicted_class__isnull=False
-    ).values_list("pk", "predicted_class_id", "predicted_confidence").iterator(chunk_size=5000):
-        p = pos_of.get(item_id)
-        if p is not None and pred in col and col[pred] < NONE:
-            pred_idx[p] = col[pred]
-            conf[p] = int(round(255 * min(max(float(c or 0.0), 0.0), 1.0)))
+    ids, label_ids, pred_ids, confidence = _drawn_rows(project, len(map_ids))
+    pos = np.minimum(np.searchsorted(map_ids, ids), max(len(map_ids) - 1, 0))
+    found = map_ids[pos] == ids if len(map_ids) else np.zeros(len(ids), dtype=bool)
+    ids, pos = ids[found], pos[found]
+    label_ids, pred_ids, confidence = label_ids[found], pred_ids[found], confidence[found]
+    n = len(ids)
+    xy = map_xy[pos]
+    label_idx = _class_index(label_ids, col)
+    pred_idx = _class_index(pred_ids, col)
+    conf = np.where(pred_idx == NONE, 0, np.round(255 * np.clip(confidence, 0.0, 1.0)))
+    conf = conf.astype(np.uint8)
     oof_idx = np.full(n, NONE, dtype=np.uint8)
     disagree = np.zeros(n, dtype=np.uint8)
-    found = disagreements(project, labels)
-    if found is not None:
-        for item_id, pred, flag in zip(found["item"].tolist(), found["predicted"].tolist(),
-                                       found["disagree"].tolist(), strict=True):
-            p = pos_of.get(item_id)
-            if p is not None:
-                oof_idx[p] = col[pred] if pred in col and col[pred] < NONE else NONE
-                disagree[p] = flag
-    payload["oof_source"] = found["source"] if found is not None else None
+    labels = {int(i): int(c) for i, c in zip(ids[label_ids > 0].tolist(),
+                                             label_ids[label_ids > 0].tolist(), strict=True)}
+    found_oof = disagreements(project, labels)
+    if found_oof is not None and n:
+        at = np.minimum(np.searchsorted(ids, found_oof["item"]), n - 1)
+        hit = ids[at] == found_oof["item"]
+        oof_idx[at[hit]] = _class_index(np.asarray(found_oof["predicted"], np.int64)[hit], col)
+        disagree[at[hit]] = found_oof["disagree"][hit]
+    payload["oof_source"] = found_oof["source"] if found_oof is not None else None
     payload["disagree_n"] = int(disagree.sum())
-    lo = xy.min(axis=0) if n else np.zeros(2)
-    hi = xy.max(axis=0) if n else np.ones(2)
+    # Scaled by the whole map's extent, so a sample sits where the full map would put it.
+    lo = map_xy.min(axis=0) if len(map_xy) else np.zeros(2)
+    hi = map_xy.max(axis=0) if len(map_xy) else np.ones(2)
     span = np.where(hi - lo > 0, hi - lo, 1.0)
     q = np.round((xy - lo) / span * 65535).astype(np.uint16) if n else np.zeros((0, 2), np.uint16)
     payload.update(
         n=n,
+        mapped=int(len(map_ids)),
+        sampled=bool(n < len(map_ids)),
         method=data["method"],
         seconds=round(data["seconds"], 1),
         ids=_b64(ids.astype(np.int32)),

@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
-from django.db.models import Count
+from django.db.models import Count, Q
 
 from labeler.annotations.models import Annotation, Source
 from labeler.items.models import Item
@@ -62,18 +62,32 @@ def store_of(project: Project, backbone: str | None = None):
 # ---------------------------------------------------------------------------- distributions
 
 
-def class_distribution(project: Project, labels: dict[int, int]) -> list[dict]:
-    """Per class: labelled items, predicted items (whole pool) and predicted among unlabelled."""
-    labelled = Counter(labels.values())
-    predicted = dict(
-        Item.objects.filter(project=project, predicted_class__isnull=False)
-        .values_list("predicted_class").annotate(n=Count("pk")).values_list("predicted_class", "n")
+def pool_counts(project: Project) -> dict:
+    """Items, labelled items, audit items and the per-class distribution, in one aggregate query.
+
+    Reads the denormalised columns of ``Item`` (current label, audit flag, prediction; see
+    labeler.annotations.current), grouped by (current label, prediction): one pass over the
+    project's rows in the database, a few dozen rows back, at any pool size.
+    """
+    rows = (
+        Item.objects.filter(project=project).order_by()
+        .values_list("current_label_id", "predicted_class_id")
+        .annotate(n=Count("pk"), unlabelled=Count("pk", filter=Q(annotation_count=0)),
+                  audit=Count("pk", filter=Q(has_audit_label=True)))
     )
-    predicted_unlabelled = dict(
-        Item.objects.filter(project=project, predicted_class__isnull=False, annotation_count=0)
-        .values_list("predicted_class").annotate(n=Count("pk")).values_list("predicted_class", "n")
-    )
-    return [
+    labelled: Counter = Counter()
+    predicted: Counter = Counter()
+    predicted_unlabelled: Counter = Counter()
+    items = audit = 0
+    for label_id, predicted_id, n, unlabelled, n_audit in rows:
+        items += n
+        audit += n_audit
+        if label_id is not None:
+            labelled[label_id] += n
+        if predicted_id is not None:
+            predicted[predicted_id] += n
+            predicted_unlabelled[predicted_id] += unlabelled
+    distribution = [
         {
             "id": c.pk, "name": c.name, "color": c.color,
             "labeled": labelled.get(c.pk, 0),
@@ -82,6 +96,8 @@ def class_distribution(project: Project, labels: dict[int, int]) -> list[dict]:
         }
         for c in classes_of(project)
     ]
+    return {"items": items, "labels": sum(labelled.values()), "audit": audit,
+            "distribution": distribution}
 
 
 def evaluation(project: Project, version: ModelVersion | None) -> dict | None:
@@ -225,6 +241,18 @@ def annotator_stats(project: Project) -> dict:
 # ---------------------------------------------------------------------------- label errors
 
 
+def labelled_count(project: Project) -> int:
+    """How many items have a current label (an index range count)."""
+    return Item.objects.filter(project=project, current_label__isnull=False).count()
+
+
+def labelled_items(project: Project) -> dict[int, int]:
+    """Item id -> current label id from the denormalised column (rows in proportion to the
+    labels, not to the pool; no annotation is read)."""
+    qs = Item.objects.filter(project=project, current_label__isnull=False).order_by()
+    return dict(qs.values_list("pk", "current_label_id").iterator(chunk_size=5000))
+
+
 def _labelled_matrix(project: Project, labels: dict[int, int], backbone: str | None = None):
     """(item ids, X float32, y) of the labelled items that have an embedding."""
     ids, matrix = store_of(project, backbone).load()
@@ -282,9 +310,8 @@ def label_issues(project: Project, *, include_reviewed: bool = False) -> dict:
     source = "version"
     result = metrics if "label_issues" in metrics else None
     evaluated_at = version.finished_at if version else None
-    labels, _ = current_labels(project)
     if result is None:
-        if len(labels) > MAX_LABELS_ON_DEMAND:
+        if labelled_count(project) > MAX_LABELS_ON_DEMAND:
             return {"version": version, "issues": [], "flagged": 0, "source": "missing",
                     "evaluated_at": None}
         result = compute_evaluation(project) or {"label_issues": [], "label_issues_n": 0}
@@ -293,14 +320,15 @@ def label_issues(project: Project, *, include_reviewed: bool = False) -> dict:
     raw = result.get("label_issues", [])
     classes = {c.pk: c for c in classes_of(project)}
     item_ids = [r["item"] for r in raw]
-    items = Item.objects.in_bulk(item_ids)
+    # Only the flagged items, with their denormalised current label (no scan of all labels).
+    items = Item.objects.filter(project=project).in_bulk(item_ids)
     reviewed = reviewed_since(project, item_ids, evaluated_at)
     issues = []
     for rank, r in enumerate(raw, start=1):
         item = items.get(r["item"])
         if item is None:
             continue
-        now = labels.get(item.pk)
+        now = item.current_label_id
         done = item.pk in reviewed or now != r["given"]
         if done and not include_reviewed:
             continue
@@ -330,7 +358,6 @@ def label_issues(project: Project, *, include_reviewed: bool = False) -> dict:
 
 def item_details(project: Project, item: Item) -> dict:
     """Annotations, current label and the latest head's probabilities for one item."""
-    labels, audit = current_labels(project)
     annotations = list(
         Annotation.objects.filter(item=item).select_related("annotator", "label")
         .order_by("created_at")
@@ -355,8 +382,8 @@ def item_details(project: Project, item: Item) -> dict:
                 )
     return {
         "annotations": annotations,
-        "current": by_id.get(labels.get(item.pk)),
-        "is_audit": item.pk in audit,
+        "current": by_id.get(item.current_label_id),
+        "is_audit": item.has_audit_label,
         "proba": proba,
         "version": version,
         "classes": classes,

@@ -47,10 +47,10 @@ def _export_links(project) -> list[dict]:
 
 def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
     project = get_project_for(request.user, project_id, lead=True)
-    labels, audit = services.current_labels(project)
+    counts = services.pool_counts(project)
     version = services.latest_version(project)
     curve = curves.learning_curve(project)
-    distribution = services.class_distribution(project, labels)
+    distribution = counts["distribution"]
     evaluation = services.evaluation(project, version)
     people = services.annotator_stats(project)
     versions = curves.version_table(project)
@@ -70,9 +70,9 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
         "tab": "dashboard",
         "project": project,
         "version": version,
-        "labels_total": len(labels),
-        "audit_total": len(audit),
-        "items_total": Item.objects.filter(project=project).count(),
+        "labels_total": counts["labels"],
+        "audit_total": counts["audit"],
+        "items_total": counts["items"],
         "curve": curve,
         "distribution": distribution,
         "evaluation": evaluation,
@@ -153,8 +153,8 @@ def relabel(request: HttpRequest, project_id: int, item_id: int) -> JsonResponse
         annotation, created = save_annotation(item, label, request.user)
     except AnnotationError as exc:
         return JsonResponse({"error": str(exc)}, status=400)
-    labels, _ = services.current_labels(project)
-    current = labels.get(item.pk)
+    # save_annotation refreshed the item's denormalised current label (the retrain's rule).
+    current = Item.objects.filter(pk=item.pk).values_list("current_label_id", flat=True).first()
     payload = {"item": item.pk, "label": label.pk, "current": current, "created": created}
     if current != label.pk:
         name = LabelClass.objects.filter(pk=current).values_list("name", flat=True).first()

@@ -267,9 +267,12 @@ def main() -> None:
         users = get_user_model().objects.in_bulk([setup["lead"], *setup["annotators"]])
         lead = login_session(users[setup["lead"]])
         sessions = [login_session(users[u]) for u in setup["annotators"][: args.annotators]]
-        # A map task queued by an earlier run died with that run's Redis: forget its marker.
+        # Tasks queued by an earlier run died with that run's Redis: forget their guards.
         for marker in Path(tmp).glob("embeddings/*/*.pending"):
             marker.unlink()
+        from labeler.projects.models import Project
+
+        Project.objects.filter(pk=setup["project"]).update(retrain_requested_at=None)
         redis, worker, server, port = start_servers(args, tmp)
         procs = [server, worker, redis]
         http_ = Http(port, lead)

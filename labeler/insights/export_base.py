@@ -18,6 +18,7 @@ from labeler.training.models import ModelVersion
 
 CHUNK = 2000
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
+_PLAIN = re.compile(r"[A-Za-z0-9._ -]{1,120}")
 
 
 class ExportError(ValueError):
@@ -29,9 +30,33 @@ def _safe(name: str, fallback: str) -> str:
     return name[:120] or fallback
 
 
-@dataclass
+@dataclass(slots=True)
+class ItemRow:
+    """The columns of an item the exports write: a plain row, ten times cheaper to build than a
+    model instance, which counts at a million items."""
+
+    pk: int
+    original_name: str
+    image_name: str
+    sha256: str
+    width: int
+    height: int
+    created_at: object
+    annotation_count: int
+    predicted_class_id: int | None
+    predicted_confidence: float | None
+    current_label_id: int | None
+    has_audit_label: bool
+
+
+ROW_FIELDS = ("pk", "original_name", "image", "sha256", "width", "height", "created_at",
+              "annotation_count", "predicted_class_id", "predicted_confidence",
+              "current_label_id", "has_audit_label")
+
+
+@dataclass(slots=True)
 class Row:
-    item: Item
+    item: ItemRow
     file: str
     label_id: int | None
     is_audit: bool
@@ -53,6 +78,9 @@ def _suffix(name: str) -> str:
 def _base_name(pk: int, original_name: str, stored: str) -> str:
     """An item's safe file name before clashes are resolved: its original base name, with the
     decoded format's extension when the original has none an image could have."""
+    if (_PLAIN.fullmatch(original_name) and original_name[0] not in " ."
+            and original_name[-1] not in " ." and _suffix(original_name).lower() in IMAGE_EXTENSIONS):
+        return original_name  # the usual case, and what the steps below would give
     base = _name(original_name.replace("\\", "/").split(":")[-1])
     stored_ext = _suffix(_name(stored))
     base = _safe(base, f"item-{pk}{stored_ext}")
@@ -108,15 +136,18 @@ class Naming:
         return i < len(self._all) and int(self._all[i]) == h
 
     def file_for(self, item: Item) -> str:
+        return self.name_for(item.pk, item.original_name, item.image.name)
+
+    def name_for(self, pk: int, original_name: str, image_name: str) -> str:
         if self._all is None:
             self._scan()
-        base = _base_name(item.pk, item.original_name, item.image.name)
+        base = _base_name(pk, original_name, image_name)
         keeper = self._keeper.get(hash(base.lower()))
-        if keeper is None or keeper == item.pk:
+        if keeper is None or keeper == pk:
             return base
-        name = f"{item.pk}-{base}"
+        name = f"{pk}-{base}"
         while self._taken(name):
-            name = f"{item.pk}-{name}"
+            name = f"{pk}-{name}"
         return name
 
 
@@ -125,9 +156,11 @@ def iter_rows(project: Project, naming: Naming | None = None) -> Iterator[Row]:
     denormalised columns: labeler.annotations.current), read in chunks (a server-side cursor on
     PostgreSQL)."""
     naming = naming or Naming(project)
-    qs = Item.objects.filter(project=project).order_by("pk")
-    for item in qs.iterator(chunk_size=CHUNK):
-        yield Row(item, naming.file_for(item), item.current_label_id, item.has_audit_label)
+    qs = Item.objects.filter(project=project).order_by("pk").values_list(*ROW_FIELDS)
+    for values in qs.iterator(chunk_size=CHUNK):
+        item = ItemRow(*values)
+        yield Row(item, naming.name_for(item.pk, item.original_name, item.image_name),
+                  item.current_label_id, item.has_audit_label)
 
 
 def ready_version(project: Project, number: int | None = None) -> ModelVersion:

@@ -34,12 +34,20 @@ from django.conf import settings
 
 from labeler.annotations.models import Annotation
 from labeler.csv_safety import csv_line
-from labeler.items.models import Item
 from labeler.projects.models import Project
 from labeler.training.models import ModelVersion
 
 from . import coco, services
-from .export_base import CHUNK, ExportError, Naming, _safe, iter_rows, ready_head, ready_version
+from .export_base import (
+    CHUNK,
+    ExportError,
+    Naming,
+    Row,
+    _safe,
+    iter_rows,
+    ready_head,
+    ready_version,
+)
 
 FORMATS = {
     "csv": ("text/csv; charset=utf-8", "labels.csv"),
@@ -238,7 +246,7 @@ def export_folders(project: Project) -> Iterator[bytes]:
         for r in iter_rows(project, naming):
             if not r.label_id:
                 continue
-            path = media / r.item.image.name
+            path = media / r.item.image_name
             if path.is_file():
                 yield f"{naming.folders[r.label_id]}/{r.file}", path
         yield "labels.csv", export_csv(project)
@@ -267,37 +275,34 @@ def _predictions(project: Project, version: ModelVersion, bundle: dict) -> Itera
         ["item_id", "file", "label", "predicted", "confidence", "model_version"]
         + [f"p_{c.name}" for c in classes]
     )
-    qs = Item.objects.filter(project=project).order_by("pk").only(
-        "pk", "original_name", "image", "current_label_id")
-    batch: list[Item] = []
+    batch: list[Row] = []
 
-    def flush(items: list[Item]) -> bytes:
-        ids = np.array([i.pk for i in items], dtype=np.int64)
+    def flush(rows: list[Row]) -> bytes:
+        ids = np.array([r.item.pk for r in rows], dtype=np.int64)
         pos = np.minimum(np.searchsorted(store_ids, ids), max(len(store_ids) - 1, 0))
         found = store_ids[pos] == ids if len(store_ids) else np.zeros(len(ids), bool)
         proba = None
         if found.any():
             proba = head.predict_proba(np.asarray(matrix[pos[found]], dtype=np.float32))
         lines, k = [], 0
-        for item, ok in zip(items, found.tolist(), strict=True):
-            label = names.get(item.current_label_id, "")
-            file = naming.file_for(item)
+        for r, ok in zip(rows, found.tolist(), strict=True):
+            label = names.get(r.label_id, "")
             if not ok:
-                lines.append(_csv_line([item.pk, file, label, "", "", version.number]
+                lines.append(_csv_line([r.item.pk, r.file, label, "", "", version.number]
                                        + [""] * len(classes)))
                 continue
             p = proba[k]
             k += 1
             best = int(p.argmax())
             lines.append(_csv_line(
-                [item.pk, file, label, names.get(head_classes[best], ""), f"{p[best]:.4f}",
+                [r.item.pk, r.file, label, names.get(head_classes[best], ""), f"{p[best]:.4f}",
                  version.number]
                 + [f"{p[col_of[c.pk]]:.4f}" if c.pk in col_of else "0" for c in classes]
             ))
         return b"".join(lines)
 
-    for item in qs.iterator(chunk_size=CHUNK):
-        batch.append(item)
+    for r in iter_rows(project, naming):
+        batch.append(r)
         if len(batch) >= 4096:
             yield flush(batch)
             batch = []

@@ -216,7 +216,7 @@ def start_servers(args, tmp: str) -> tuple[subprocess.Popen, subprocess.Popen, s
         os.environ["CELERY_RESULT_BACKEND"] = f"redis://127.0.0.1:{redis_port}/0"
     env = dict(os.environ, LABELER_BACKBONE_CHECK_AUTO="0")
     worker = subprocess.Popen(
-        ["nice", "-n", "10", sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
+        ["nice", "-n", str(args.worker_nice), sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
          "-l", "warning", "-c", "1", "-Q", "labeler", "--without-gossip", "--without-mingle"],
         cwd=REPO, env=env, stdout=sys.stderr)
     port = free_port()
@@ -239,6 +239,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1))
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--data-dir", default=None)
+    # `make run` gives the worker +10; on a machine shared with other jobs that starves the
+    # retrain being timed, so by default it runs at the web processes' priority.
+    parser.add_argument("--worker-nice", type=int, default=0, help="worker's extra niceness")
     parser.add_argument("--skip-map", action="store_true", help="no projection (saves minutes)")
     args = parser.parse_args()
 

@@ -148,8 +148,8 @@ def worker_factory(redis_url, labeler_dirs, settings, transactional_db):
         log_path = labeler_dirs / f"worker{len(started)}.log"
         log = open(log_path, "w")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-l", "info",
-             "--concurrency", "2", "-Q", "labeler", "--without-gossip", "--without-mingle"],
+            [sys.executable, "-m", "celery", "-A", "labeler", "worker", "-l", "info",
+             "--concurrency", "2", "-Q", "web,gpu", "--without-gossip", "--without-mingle"],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         started.append((proc, log))

@@ -60,7 +60,7 @@ def test_check_runs_after_five_labels_per_class_and_the_switch_reuses_its_embedd
     assert "worker.backbone_check.check_backbones" in log.read_text()
 
     # Only the labeled items were embedded with lite1, into the store a switch to it fills.
-    from worker.tasks import store_for
+    from labeler.training.stores import store_for
 
     assert sorted(store_for(project.pk, LITE1).ids().tolist()) == sorted(labeled)
     assert change_backbone(project, LITE1)

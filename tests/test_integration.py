@@ -42,7 +42,7 @@ def test_import_embed_label_retrain_pick(celery_worker, client, make_user, proje
         return p.embed_status == "done" and p.embed_done == 40
 
     wait_for(embedded, 240, 1, "the worker to embed 40 photos")
-    from worker.tasks import store_for
+    from labeler.training.stores import store_for
 
     ids, matrix = store_for(project.pk, project.backbone).load()
     assert sorted(ids.tolist()) == sorted(report.created)
@@ -96,7 +96,7 @@ def test_worker_killed_mid_embedding_resumes_without_duplicates(
     import os
     import signal
 
-    from worker.tasks import store_for
+    from labeler.training.stores import store_for
 
     photos = real_subset(tmp_path / "photos", classes=4, per_class=10)
     project = project_factory("Crash", classes=["a", "b", "c", "d"])

@@ -119,13 +119,14 @@ def update_settings(project: Project, **fields) -> Project:
 
 def change_backbone(project: Project, name: str, weights_path: str = "") -> bool:
     """Switch to another backbone: it is embedded in the background while the current one keeps
-    serving, then swapped in (see worker.tasks.embed_project). Returns True if a switch started.
+    serving, then swapped in (a switch_backbone job: labeler.training.embedding). Returns True if
+    a switch started.
 
     The weights are checked now, so a missing file is reported to the lead at once. A custom
     weights file must lie in the weights folder (settings.LABELER_WEIGHTS_DIR): a lead may not
     point the worker at any other file on the server.
     """
-    from labeler.training.services import request_embedding
+    from labeler.training.services import cancel_switch, request_switch
     from worker.ml.backbone_specs import get_spec, resolve_weights
 
     spec = get_spec(name)  # UnknownBackboneError lists the valid names
@@ -133,13 +134,10 @@ def change_backbone(project: Project, name: str, weights_path: str = "") -> bool
         weights_path = str(weights_in_folder(weights_path))
     resolve_weights(spec, weights_path or None)  # WeightsNotFoundError says how to get them
     if name == project.backbone:
-        Project.objects.filter(pk=project.pk).update(
-            backbone_weights=weights_path, pending_backbone="", pending_weights=""
-        )
+        Project.objects.filter(pk=project.pk).update(backbone_weights=weights_path)
+        cancel_switch(project)
         return False
-    Project.objects.filter(pk=project.pk).update(pending_backbone=name, pending_weights=weights_path)
-    project.refresh_from_db()
-    request_embedding(project, force=True)
+    request_switch(project, name, weights_path)
     return True
 
 

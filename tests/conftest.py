@@ -61,6 +61,24 @@ def wait_for(predicate, timeout: float, interval: float = 0.5, what: str = "cond
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
+def last_job(project_id: int, kind: str):
+    """The project's newest job of ``kind`` (labeler.training.models.Job), or None."""
+    from labeler.training.models import Job
+
+    return Job.objects.filter(project_id=project_id, kind=kind).order_by("-id").first()
+
+
+def embedding_done(project_id: int, items: int | None = None) -> bool:
+    """The project's embedding jobs are all finished, the last one done (over ``items``)."""
+    from labeler.training.models import Job
+
+    job = last_job(project_id, Job.Kind.EMBED)
+    return (job is not None and job.status == Job.State.DONE
+            and (items is None or job.done == items)
+            and not Job.objects.filter(project_id=project_id, kind=Job.Kind.EMBED,
+                                       status__in=Job.ACTIVE).exists())
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -196,4 +196,6 @@ def test_dashboard_with_real_model_versions(photos, client, make_user, project_f
     nn = np.argsort(d, axis=1)[:, :5]
     vote = np.array([np.bincount(y[row], minlength=N_CLASSES).argmax() for row in nn])
     assert (vote == y).mean() > 0.6
-    assert Path(maps.map_path(project)).is_file()
+    from labeler.training.stores import map_location
+
+    assert Path(map_location(project.pk, project.backbone)).is_file()

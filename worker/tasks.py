@@ -38,7 +38,7 @@ def report(name: str, *args: Any) -> None:
     """Send a message to a web task (retried while the broker is briefly away)."""
     from celery import current_app
 
-    current_app.send_task(name, args=args, retry=True,
+    current_app.send_task(name, args=args, ignore_result=True, retry=True,
                           retry_policy={"max_retries": 10, "interval_start": 0.5,
                                         "interval_step": 1.0, "interval_max": 5.0})
 

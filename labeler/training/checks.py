@@ -18,6 +18,7 @@ from django.utils import timezone
 from labeler.annotations.current import current_labels
 from labeler.items.models import Item
 from labeler.projects.models import Project
+from worker import compute
 
 from .models import BackboneCheck, ModelVersion
 from .services import send
@@ -79,12 +80,13 @@ def _update(check_id: int, **fields) -> None:
     BackboneCheck.objects.filter(pk=check_id).update(updated_at=timezone.now(), **fields)
 
 
-def run_check(check_id: int) -> str:
-    """Plan a queued check (the labeled items, the backbones, their stores) and send it to a
-    GPU worker. Only items the current backbone has embedded: its store is the embedding job's."""
+def plan_check(check_id: int) -> dict | None:
+    """The GPU worker's message for a queued check (the labeled items, the backbones, their
+    stores); None when the check is gone. Only items the current backbone has embedded: its
+    store is the embedding job's."""
     check = BackboneCheck.objects.select_related("project").filter(pk=check_id).first()
     if check is None or not check.active:
-        return "gone"
+        return None
     project = check.project
     current = project.backbone
     labels, _ = current_labels(project)
@@ -100,11 +102,34 @@ def run_check(check_id: int) -> str:
            "store_root": store_root(project.pk),
            "ids": ids.tolist(), "images": [image_location(rows[int(i)]) for i in ids],
            "y": [labels[int(i)] for i in ids]}
+    return job
+
+
+def run_check(check_id: int) -> str:
+    """Plan a queued check and send it to a GPU worker."""
+    job = plan_check(check_id)
+    if job is None:
+        return "gone"
     if not send("worker.tasks.check_backbones", job):
-        _update(check.pk, status=BackboneCheck.State.FAILED, finished_at=timezone.now(),
+        _update(check_id, status=BackboneCheck.State.FAILED, finished_at=timezone.now(),
                 error="could not reach the task queue (is Redis running?)", stage="")
         return "failed"
     return "dispatched"
+
+
+def check_now(check_id: int) -> dict | None:
+    """Run a check to its end in this process (tests, scripts); its result, or None."""
+    job = plan_check(check_id)
+    if job is None:
+        return None
+    try:
+        result = compute.check_backbones(job, lambda done, total, text: check_progress(
+            check_id, done, total, text))
+    except ValueError as exc:  # too few labels: a plain answer for the lead
+        check_done(check_id, None, str(exc))
+        return None
+    check_done(check_id, result, "")
+    return BackboneCheck.objects.get(pk=check_id).result
 
 
 def check_progress(check_id: int, done: int, total: int, stage: str) -> None:

@@ -81,6 +81,8 @@ def next_chunk(job_id: int) -> tuple[dict, dict] | str:
         todo = np.flatnonzero(~np.isin(ids, have))
         last = int(ids[-1])
         if len(todo):
+            logger.info("embed project=%s backbone=%s: %d to embed, %d already stored",
+                        project.pk, backbone, len(todo), len(rows) - len(todo))
             message = {
                 "id": job.pk, "token": job.token, "project": project.pk, "backbone": backbone,
                 "weights": job.params.get("weights", ""),

@@ -44,7 +44,9 @@ def send(name: str, *args) -> bool:
     from labeler.celery import app
 
     try:
-        app.send_task(name, args=args, retry=True, retry_policy={"max_retries": 2})
+        # ignore_result: else send_task waits on the result store too (~20 s with Redis down).
+        app.send_task(name, args=args, ignore_result=True, retry=True,
+                      retry_policy={"max_retries": 2})
     except Exception:  # kombu raises several types for an unreachable broker
         logger.exception("could not enqueue %s%s: is Redis running?", name, args)
         return False

@@ -206,9 +206,12 @@ def embedded_ids(project) -> set[int]:
 
 def settled(project) -> bool:
     """All embedded and no background work queued or running."""
+    from labeler.training.models import Job
+
     project.refresh_from_db()
-    return (all_embedded(project) and project.embed_requested_at is None
-            and project.retrain_requested_at is None)
+    busy = Job.objects.filter(project=project, kind__in=[Job.Kind.EMBED, Job.Kind.RETRAIN],
+                              status__in=Job.ACTIVE).exists()
+    return all_embedded(project) and not busy
 
 
 def all_embedded(project) -> bool:

@@ -151,7 +151,10 @@ def worker_factory(redis_url, labeler_dirs, settings, transactional_db):
     """Start real `celery worker` processes sharing this test's database file and folders."""
     started: list[tuple[subprocess.Popen, object]] = []
 
-    def start(**extra_env: str) -> tuple[subprocess.Popen, Path]:
+    def start(*, app: str = "labeler", queues: str = "web,gpu", concurrency: int = 2,
+              django: bool = True, **extra_env: str) -> tuple[subprocess.Popen, Path]:
+        """A worker as `make run` starts it (both queues); ``django=False``: a GPU machine's,
+        with the broker URL only (no settings module, no database)."""
         env = dict(
             os.environ,
             DJANGO_SETTINGS_MODULE="labeler.settings",
@@ -163,11 +166,15 @@ def worker_factory(redis_url, labeler_dirs, settings, transactional_db):
             PYTHONUNBUFFERED="1",
             **{"LABELER_BACKBONE_CHECK_AUTO": "0", **extra_env},
         )
+        if not django:
+            env = {k: v for k, v in env.items()
+                   if not k.startswith(("DJANGO", "DATABASE", "LABELER_"))}
         log_path = labeler_dirs / f"worker{len(started)}.log"
         log = open(log_path, "w")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "labeler", "worker", "-l", "info",
-             "--concurrency", "2", "-Q", "web,gpu", "--without-gossip", "--without-mingle"],
+            [sys.executable, "-m", "celery", "-A", app, "worker", "-l", "info",
+             "--concurrency", str(concurrency), "-Q", queues, "--without-gossip",
+             "--without-mingle"],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         started.append((proc, log))

@@ -98,9 +98,9 @@ def failures_reported(job: dict[str, Any]) -> Iterator[None]:
 def embed_chunk(job: dict[str, Any], chunk: dict[str, Any]) -> dict[str, Any]:
     """Embed one chunk of a project's items into the backbone's store; report it done.
 
-    ``chunk``: ``ids``, ``images`` (locations), ``last_id`` (the cursor once it is done),
-    ``count`` (items the chunk covers, embedded before or not) and ``done_before`` (the job's
-    progress when it was sent).
+    ``chunk``: ``ids``, ``images`` (locations), ``last_id`` (the cursor once it is done) and
+    ``done_before`` (the job's progress when it was sent, this chunk's already stored items
+    included).
     """
     progress = Throttled(job, base=int(chunk.get("done_before", 0)))
     with failures_reported(job):
@@ -110,7 +110,7 @@ def embed_chunk(job: dict[str, Any], chunk: dict[str, Any]) -> dict[str, Any]:
             progress=progress,
         )
     report(EMBEDDED, job["id"], job["token"], {
-        "last_id": int(chunk["last_id"]), "count": int(chunk.get("count", len(chunk["ids"]))), "rate": result["rate"],
+        "last_id": int(chunk["last_id"]), "done": int(chunk["done_before"]) + len(chunk["ids"]), "rate": result["rate"],
         "embedded": result["embedded"], "errors": {str(k): v for k, v in result["errors"].items()},
     })
     return {"embedded": result["embedded"], "errors": len(result["errors"])}

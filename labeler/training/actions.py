@@ -108,14 +108,15 @@ def do_heartbeat(job_id: int, token: str | None, *, done: int | None = None,
     return bool(_owned(job_id, token).exclude(status=State.DELAYED).update(**fields))
 
 
-def do_advance_job(job_id: int, token: str, *, cursor: int, count: int,
+def do_advance_job(job_id: int, token: str, *, cursor: int, done: int,
                    rate: float | None = None) -> bool:
-    """A chunk of the job is done: move its cursor (never backwards) and its progress."""
+    """A chunk of the job is done: move its cursor (only forward: a duplicated report finds it
+    moved already) and set its progress (items up to the cursor)."""
     fields: dict = {"status": State.RUNNING, "heartbeat_at": timezone.now(),
-                    "done": F("done") + int(count)}
+                    "done": max(0, int(done))}
     if rate:
         fields["rate"] = float(rate)
-    return bool(_owned(job_id, token).filter(cursor__lte=cursor).update(cursor=cursor, **fields))
+    return bool(_owned(job_id, token).filter(cursor__lt=cursor).update(cursor=cursor, **fields))
 
 
 def do_finish_job(job_id: int, token: str, *, result: str = "", message: str = "",

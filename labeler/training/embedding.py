@@ -91,13 +91,12 @@ def next_chunk(job_id: int) -> tuple[dict, dict] | str:
             }
             chunk = {"ids": ids[todo].tolist(),
                      "images": [image_location(rows[i][1]) for i in todo.tolist()],
-                     "last_id": last, "count": len(rows),
-                     "done_before": job.done + len(rows) - len(todo)}
+                     "last_id": last, "done_before": job.done + len(rows) - len(todo)}
             return message, chunk
         # Every item of this range is embedded already (a rescan, a crash after the store).
-        if not do_advance_job(job.pk, job.token, cursor=last, count=len(rows)):
-            return "gone"
         job.done += len(rows)
+        if not do_advance_job(job.pk, job.token, cursor=last, done=job.done):
+            return "gone"
         cursor = last
     return finish(job)
 
@@ -129,8 +128,8 @@ def record_chunk(job_id: int, token: str, report: dict) -> bool:
     errors = {int(k): v for k, v in (report.get("errors") or {}).items()}
     if errors:
         store_embed_errors(errors)
-    return do_advance_job(job_id, token, cursor=int(report["last_id"]),
-                          count=int(report["count"]), rate=report.get("rate"))
+    return do_advance_job(job_id, token, cursor=int(report["last_id"]), done=int(report["done"]),
+                          rate=report.get("rate"))
 
 
 def chunk_done(job_id: int, token: str, report: dict) -> str:
@@ -160,8 +159,9 @@ def embed_now(project: Project, kind: str = Kind.EMBED) -> dict:
                                      chunk["images"], weights=message["weights"],
                                      batch_size=message["batch_size"])
         embedded, errors = embedded + result["embedded"], errors + len(result["errors"])
-        record_chunk(job.pk, job.token, {"last_id": chunk["last_id"], "count": chunk["count"],
-                                         "rate": result["rate"], "errors": result["errors"]})
+        record_chunk(job.pk, job.token, {
+            "last_id": chunk["last_id"], "done": chunk["done_before"] + len(chunk["ids"]),
+            "rate": result["rate"], "errors": result["errors"]})
 
 
 def finish(job: Job) -> str:

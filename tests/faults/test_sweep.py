@@ -22,6 +22,7 @@ def queue(redis_url):
     import redis
 
     client = redis.Redis.from_url(redis_url)
+    client.delete(WEB_QUEUE)  # what earlier tests of this session sent
     yield lambda: client.llen(WEB_QUEUE)
     client.delete(WEB_QUEUE)
 

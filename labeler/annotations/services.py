@@ -10,6 +10,7 @@ from django.db.models import F
 
 from labeler.items.models import Item
 from labeler.projects.models import LabelClass
+from labeler.training.services import request_retrain_if_due
 
 from .current import refresh_items
 from .models import Annotation, Skip, Source
@@ -98,8 +99,6 @@ def save_annotation(
             raise AnnotationError("client_id already used for another item.") from None
         return existing, False
     if trigger_retrain and created:
-        from labeler.training.services import request_retrain_if_due
-
         project_id = item.project_id
         transaction.on_commit(lambda: request_retrain_if_due(project_id))
     return annotation, created

@@ -26,6 +26,7 @@ from labeler.training.models import Job
 from labeler.training.services import request_map
 from labeler.training.stores import map_location, store_location
 from worker import compute
+from worker.artifacts import load_oof
 
 from . import services
 
@@ -66,8 +67,6 @@ def disagreements(project: Project, labels: dict[int, int]) -> dict | None:
     not reviewed since: its label is still the one judged and no lead labelled it after.
     Returns ``{"item", "predicted", "disagree", "source"}`` or None when unavailable.
     """
-    from worker.artifacts import load_oof
-
     version = services.latest_version(project)
     oof = load_oof(version.head_file) if version is not None else None
     when = version.finished_at if version is not None else None

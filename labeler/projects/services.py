@@ -10,6 +10,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from labeler.training.services import cancel_switch, request_retrain, request_switch
+
 from .models import CLASS_COLORS, HOTKEY_ORDER, LabelClass, Membership, Project, Role
 
 
@@ -126,7 +128,6 @@ def change_backbone(project: Project, name: str, weights_path: str = "") -> bool
     weights file must lie in the weights folder (settings.LABELER_WEIGHTS_DIR): a lead may not
     point the worker at any other file on the server.
     """
-    from labeler.training.services import cancel_switch, request_switch
     from worker.ml.backbone_specs import get_spec, resolve_weights
 
     spec = get_spec(name)  # UnknownBackboneError lists the valid names
@@ -229,7 +230,6 @@ def merge_classes(source: LabelClass, target: LabelClass) -> int:
     Returns how many labels moved. A retrain follows, since the classes changed."""
     from labeler.annotations.models import Annotation
     from labeler.items.models import Item
-    from labeler.training.services import request_retrain
 
     if source.project_id != target.project_id or source.pk == target.pk:
         raise ValueError("Merge two different classes of the same project.")

@@ -13,6 +13,7 @@ from django.db import connection
 from django.db.models import Max
 
 from labeler.annotations.models import Annotation
+from labeler.celery import app
 from labeler.items.models import Item
 from labeler.projects.models import Project
 
@@ -41,8 +42,6 @@ FIRST_STEP = {
 
 def send(name: str, *args) -> bool:
     """Send a task by name; if the broker is down, log it and say so instead of failing."""
-    from labeler.celery import app
-
     try:
         # ignore_result: else send_task waits on the result store too (~20 s with Redis down).
         app.send_task(name, args=args, ignore_result=True, retry=True,

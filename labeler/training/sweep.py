@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from labeler.celery import app
 from labeler.projects.models import Project
 from worker.celery_app import GPU_QUEUE, WEB_QUEUE
 
@@ -51,8 +52,6 @@ def _held_or_queued() -> set[int] | None:
     None when unsure: messages wait in a queue, or the broker or the workers could not be asked.
     A job that no worker holds while the queues are empty is an orphan: its message was lost
     with a restarted broker, or sits unacknowledged by a dead worker."""
-    from labeler.celery import app
-
     try:
         with app.connection_for_read() as conn:
             client = conn.default_channel.client

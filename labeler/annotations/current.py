@@ -20,7 +20,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 
 from labeler.items.models import Item
-from labeler.projects.models import Project, Role
+from labeler.projects.models import Membership, Project, Role
 
 from .models import Annotation
 
@@ -31,14 +31,25 @@ RULE = ("a lead's label wins (the latest if several leads labelled; leads are th
 
 
 def leads(project) -> QuerySet:
-    """Ids of the users whose label wins on ``project`` (a Project, an id or an OuterRef)."""
+    """Ids of the users whose label wins on ``project`` (a Project, an id or an OuterRef), as
+    a subquery: the project's LEAD members, and staff."""
     return get_user_model().objects.filter(
         Q(is_staff=True) | Q(memberships__project=project, memberships__role=Role.LEAD)
     ).values("pk")
 
 
-def lead_ids(project: Project | int) -> set[int]:
-    return set(leads(project).values_list("pk", flat=True))
+def lead_ids(project: Project | int, among: Iterable[int] | None = None) -> set[int]:
+    """The leads of ``project`` (only those ``among`` these users, when given: the label save
+    asks about an item's few annotators, not about every user)."""
+    members = Membership.objects.filter(project=project, role=Role.LEAD)
+    staff = get_user_model().objects.filter(is_staff=True)
+    if among is not None:
+        among = [u for u in among if u is not None]
+        if not among:
+            return set()
+        members, staff = members.filter(user_id__in=among), staff.filter(pk__in=among)
+    return (set(members.values_list("user_id", flat=True))
+            | set(staff.values_list("pk", flat=True)))
 
 
 def label_of(votes: list[tuple[int, object, bool]]) -> int | None:
@@ -59,13 +70,12 @@ def refresh_items(project_id: int, item_ids: Iterable[int]) -> None:
     ids = list(item_ids)
     if not ids:
         return
-    by_lead = lead_ids(project_id)
+    rows = list(Annotation.objects.filter(item_id__in=ids).order_by()
+                .values_list("item_id", "label_id", "created_at", "annotator_id", "is_audit"))
+    by_lead = lead_ids(project_id, among={row[3] for row in rows})
     votes: dict[int, list[tuple[int, object, bool]]] = {i: [] for i in ids}
     audit: set[int] = set()
-    for item_id, label_id, created, annotator, is_audit in (
-        Annotation.objects.filter(item_id__in=ids).order_by()
-        .values_list("item_id", "label_id", "created_at", "annotator_id", "is_audit")
-    ):
+    for item_id, label_id, created, annotator, is_audit in rows:
         votes[item_id].append((label_id, created, annotator in by_lead))
         if is_audit:
             audit.add(item_id)

@@ -5,9 +5,10 @@ Fills a project with --items items (COPY; synthetic clustered embeddings in the 
 --labels labels by a lead), starts gunicorn, a Celery worker (Redis broker) and measures, through
 HTTP where a user would:
 
-  retrain     a retrain requested as the product does (labeler.training.services.request_retrain,
-              run by the Celery worker) until the new version is ready and its ranking and
-              suggestions are served by the next-item API (target < 60 s);
+  retrain     a retrain requested as the product does (labeler.training.services.request_retrain:
+              a retrain job on the gpu queue, its results ingested on the web queue) until the
+              new version is ready and its ranking and suggestions are served by the next-item
+              API (target < 60 s);
   map         the projection task, then the map data request (the page's one request);
   next_item   p50/p95 of get-next + save-label with --annotators annotators (the client of
               benchmarks/next_item_latency.py; target p95 < 25 ms);
@@ -139,7 +140,7 @@ def measure_retrain(project_id: int, http_: Http) -> dict:
     status, _, _ = http_.get(f"/api/projects/{project_id}/next/?n=1", body.append)
     served = json.loads(b"".join(body))["items"]
     return {
-        "path": "labeler.training.services.request_retrain -> Celery worker.tasks.retrain_project",
+        "path": "labeler.training.services.request_retrain -> retrain job (gpu queue) -> web ingest",
         "labels": v.labels_used, "version": v.number,
         "seconds_to_ready": round(ready, 1),
         "seconds_to_served": round(time.monotonic() - started, 1),
@@ -216,8 +217,9 @@ def start_servers(args, tmp: str) -> tuple[subprocess.Popen, subprocess.Popen, s
         os.environ["CELERY_RESULT_BACKEND"] = f"redis://127.0.0.1:{redis_port}/0"
     env = dict(os.environ, LABELER_BACKBONE_CHECK_AUTO="0")
     worker = subprocess.Popen(
-        ["nice", "-n", str(args.worker_nice), sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
-         "-l", "warning", "-c", "1", "-Q", "labeler", "--without-gossip", "--without-mingle"],
+        ["nice", "-n", str(args.worker_nice), sys.executable, "-m", "celery", "-A", "labeler",
+         "worker", "-l", "warning", "-c", "2", "-Q", "web,gpu", "--without-gossip",
+         "--without-mingle"],
         cwd=REPO, env=env, stdout=sys.stderr)
     port = free_port()
     server = subprocess.Popen(

@@ -66,7 +66,7 @@ def fill_embeddings(project, ids: np.ndarray, n_classes: int, dim: int, seed: in
                     ) -> np.ndarray:
     """Clustered vectors (one cluster per class, so a head has something to learn) into the
     project's store. Returns each item's true class index."""
-    from worker.tasks import store_for
+    from labeler.training.stores import store_for
 
     rng = np.random.default_rng(seed + 1)
     centers = rng.normal(size=(n_classes, dim)).astype(np.float32)

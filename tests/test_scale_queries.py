@@ -19,6 +19,8 @@ from django.urls import reverse
 
 from labeler.insights import maps
 from labeler.items.models import Item
+from labeler.training.stores import map_location
+from worker import storage
 
 from .lead_fixtures import CLASSES, label, retrain
 
@@ -36,7 +38,7 @@ PAGES = {
 
 def _grow(project, n: int, labelled: int, user, seed: int) -> None:
     """Add n items with embeddings, label `labelled` of them, retrain, map them."""
-    from worker.tasks import store_for
+    from labeler.training.stores import store_for
 
     before = set(Item.objects.filter(project=project).values_list("pk", flat=True))
     items = [i for i in make_items_from(project, n, len(before)) if i.pk not in before]
@@ -54,8 +56,9 @@ def _grow(project, n: int, labelled: int, user, seed: int) -> None:
     retrain(project)
     ids = store.ids()
     # A map as the projection task would store it (its layout is not what is tested here).
-    maps.write_map(project, ids, rng.normal(size=(len(ids), 2)), method="tsne", seconds=0.1,
-                   fp=maps.fingerprint(ids))
+    storage.save_arrays(map_location(project.pk, project.backbone), ids=ids.astype(np.int64),
+                        xy=rng.normal(size=(len(ids), 2)).astype(np.float32),
+                        fingerprint=maps.fingerprint(ids), method="tsne", seconds=0.1)
 
 
 def make_items_from(project, n: int, offset: int) -> list[Item]:

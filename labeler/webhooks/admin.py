@@ -1,0 +1,38 @@
+from django.contrib import admin
+
+from .models import Delivery, Webhook
+
+
+class DeliveryInline(admin.TabularInline):
+    model = Delivery
+    extra = 0
+    can_delete = False
+    fields = ["event", "status", "attempts", "response_code", "error", "created_at",
+              "delivered_at"]
+    readonly_fields = fields
+    ordering = ["-id"]
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Webhook)
+class WebhookAdmin(admin.ModelAdmin):
+    list_display = ["project", "url", "active", "created_at"]
+    list_filter = ["active"]
+    search_fields = ["url", "project__name"]
+    inlines = [DeliveryInline]
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    """The delivery log: read-only (deliveries are made by the app, not by hand)."""
+
+    list_display = ["id", "webhook", "event", "status", "attempts", "response_code",
+                    "created_at", "delivered_at"]
+    list_filter = ["status", "event"]
+    readonly_fields = [f.name for f in Delivery._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False

@@ -304,3 +304,4 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "ENUM_NAME_OVERRIDES": {"RoleEnum": "labeler.projects.models.Role.choices"},
 }
+FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6 behaviour now (no warning from URL form fields)

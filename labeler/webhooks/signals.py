@@ -8,8 +8,8 @@ from django.dispatch import receiver
 from labeler.annotations.models import Annotation
 from labeler.training.models import ModelVersion, Status
 
-from .models import Event
 from .events import emit
+from .models import Event
 
 
 @receiver(post_save, sender=Annotation, dispatch_uid="webhook_annotation_created")

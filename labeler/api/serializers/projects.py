@@ -39,7 +39,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    @extend_schema_field(serializers.ChoiceField(choices=Role.values, allow_null=True))
+    @extend_schema_field(serializers.CharField(allow_null=True))
     def get_role(self, project: Project) -> str | None:
         return role_of(self.context["request"].user, project)
 

@@ -28,10 +28,10 @@ def exception_handler(exc, context):
     if response is None:
         return None
     detail = response.data
-    if isinstance(exc, Http404 | PermissionDenied) or not isinstance(detail, dict | list):
-        body = {"error": _message(detail)}
-    elif isinstance(detail, dict) and set(detail) == {"detail"}:
+    if isinstance(detail, dict) and set(detail) == {"detail"}:
         body = {"error": _message(detail["detail"])}
+    elif isinstance(exc, Http404 | PermissionDenied) or not isinstance(detail, dict | list):
+        body = {"error": _message(detail)}
     else:
         body = {"error": _message(detail), "fields": detail if isinstance(detail, dict) else {}}
     response.data = body

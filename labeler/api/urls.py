@@ -2,7 +2,7 @@
 
 from django.contrib.auth.decorators import login_not_required
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSplitView
 
 from .views import items, labels, projects, training, webhooks
 
@@ -40,7 +40,7 @@ urlpatterns = [
     api((P + "webhooks/", webhooks.WebhookList), "webhooks"),
     api((P + "webhooks/<int:webhook_id>/", webhooks.WebhookDetail), "webhook"),
     api((P + "webhooks/<int:webhook_id>/deliveries/", webhooks.DeliveryList), "deliveries"),
-    path("schema/", login_not_required(SpectacularAPIView.as_view()), name="schema"),
+    path("schema/", login_not_required(SpectacularJSONAPIView.as_view()), name="schema"),
     # The docs are a page: without a session the site's login page comes first.
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
 ]

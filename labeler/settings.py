@@ -303,5 +303,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "ENUM_NAME_OVERRIDES": {"RoleEnum": "labeler.projects.models.Role.choices"},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "labeler.api.schema.add_error_responses",
+    ],
 }
-FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6 behaviour now (no warning from URL form fields)

@@ -31,4 +31,5 @@ urlpatterns = [
     path("account/tokens/<int:token_id>/revoke/", token_views.revoke, name="api_token_revoke"),
 ]
 
+handler404 = "labeler.api.errors.not_found"
 handler500 = "labeler.outages.server_error"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_handler
@@ -40,3 +41,10 @@ def exception_handler(exc, context):
 
 def conflict(message: str) -> Response:
     return Response({"error": message}, status=status.HTTP_409_CONFLICT)
+
+
+def not_found(request, exception=None):
+    """Django's 404 handler: JSON under /api/ (e.g. /api/v1/projects/abc/), the page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"error": "No such API URL."}, status=404)
+    return page_not_found(request, exception)

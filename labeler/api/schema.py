@@ -12,3 +12,37 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
             "type": "http", "scheme": "bearer",
             "description": "A personal token from /account/tokens/ (shown once when created).",
         }
+
+
+ERRORS = {
+    "400": "Bad input (the message says what is wrong)",
+    "401": "No token, or an invalid, expired or revoked one",
+    "403": "Signed in, but the project's lead role (or staff) is needed",
+    "404": "No such object, or one in a project the caller may not see",
+    "405": "Method not allowed",
+    "409": "Not possible now (e.g. no trained model yet)",
+    "415": "Unsupported body type",
+    "429": "Too many failed token attempts from this address",
+}
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "error": {"type": "string", "description": "What went wrong, for a person."},
+        "fields": {"type": "object", "additionalProperties": True,
+                   "description": "Per-field messages for bad input."},
+    },
+    "required": ["error"],
+}
+
+
+def add_error_responses(result: dict, generator, request, public) -> dict:
+    """Every operation documents the JSON errors every view can answer (a postprocessing
+    hook: listing them on each view by hand would be repeated 40 times)."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            for code, text in ERRORS.items():
+                responses.setdefault(code, {"description": text, "content": ref})
+    return result

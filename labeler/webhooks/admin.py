@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 
 from .models import Delivery, Webhook
 
@@ -23,6 +24,7 @@ class WebhookAdmin(admin.ModelAdmin):
     list_filter = ["active"]
     search_fields = ["url", "project__name"]
     inlines = [DeliveryInline]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
 
 @admin.register(Delivery)

@@ -163,3 +163,23 @@ def test_delivered_by_a_real_celery_worker(worker_factory, make_user, project_fa
         wait_for(lambda: len(receiver.requests) >= 2, 60, 0.2, "two delivery attempts")
     wait_for(lambda: Delivery.objects.filter(status="delivered", attempts=2).exists(), 20, 0.2,
              "the delivery to be logged as delivered")
+
+
+def test_model_version_ready_is_announced_once(api_world, settings, eager,
+                                               django_capture_on_commit_callbacks):
+    from .. import lead_fixtures
+
+    settings.LABELER_ALLOW_PRIVATE_URLS = True
+    project = api_world.own
+    items = lead_fixtures.make_items(project, 30)
+    truth = lead_fixtures.embed(project, items, project.backbone)
+    with Receiver() as receiver:
+        create_webhook(project, receiver.url, ["model_version.ready"])
+        with django_capture_on_commit_callbacks(execute=True):
+            lead_fixtures.label(project, items[:15], truth, api_world.users["lead"],
+                                audit_every=0)
+            lead_fixtures.retrain(project)
+        events = [json.loads(r["body"]) for r in receiver.requests]
+    assert [e["event"] for e in events] == ["model_version.ready"]
+    assert events[0]["data"]["model_version"] == 1 and events[0]["project"] == project.pk
+    assert "cv_accuracy" in events[0]["data"]["metrics"]

@@ -1,5 +1,5 @@
 """A local HTTP receiver for webhook and fetch tests: records each request, answers from a
-script of (status, headers) in turn (the last one repeats)."""
+script of (status, headers[, body]) in turn (the last one repeats)."""
 
 from __future__ import annotations
 
@@ -19,13 +19,15 @@ class Receiver:
                 owner.requests.append({"method": self.command, "path": self.path,
                                        "headers": dict(self.headers),
                                        "body": self.rfile.read(length)})
-                status, headers = owner.script[min(len(owner.requests), len(owner.script)) - 1]
+                status, headers, *rest = owner.script[
+                    min(len(owner.requests), len(owner.script)) - 1]
+                body = rest[0] if rest else b"ok"
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
-                self.send_header("Content-Length", "2")
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(b"ok")
+                self.wfile.write(body)
 
             do_GET = do_POST = _answer
 

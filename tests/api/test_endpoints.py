@@ -186,3 +186,51 @@ def test_unknown_and_huge_ids_are_404_json(api_world):
         answer = lead.get(url)
         assert answer.status_code == 404, url
         assert answer.json()["error"]
+
+
+def test_import_by_url_fetches_safely(api_world, settings):
+    from .receiver import Receiver
+
+    project, lead = api_world.own, client_for(api_world, "lead")
+    url = f"/api/v1/projects/{project.pk}/items/import-urls/"
+    with Receiver() as server:
+        settings.LABELER_ALLOW_PRIVATE_URLS = False
+        refused = lead.post(url, {"urls": [server.url]}, format="json").json()
+        assert refused["created"] == 0 and "private" in refused["errors"][server.url]
+        assert server.requests == []
+    image = jpeg_bytes((9, 99, 199))
+    settings.LABELER_ALLOW_PRIVATE_URLS = True  # an admin's choice: the server is local here
+    with Receiver(script=[(200, {}, image), (404, {}, b"no"), (200, {}, image)]) as server:
+        base = f"http://127.0.0.1:{server.port}"
+        report = lead.post(url, {"urls": [f"{base}/a/photo.jpg", f"{base}/missing.png",
+                                          f"{base}/again.jpg"]}, format="json").json()
+    assert report["created"] == 1 and len(report["duplicates"]) == 1
+    assert "404" in report["errors"][f"{base}/missing.png"]
+    assert Item.objects.get(pk=report["item_ids"][0]).original_name == "127.0.0.1/photo.jpg"
+    bad = lead.post(url, {"urls": ["not a url"]}, format="json")
+    assert bad.status_code == 400 and "urls" in bad.json()["fields"]
+
+
+def test_classes_and_members(api_world):
+    project, lead = api_world.own, client_for(api_world, "lead")
+    base = f"/api/v1/projects/{project.pk}/"
+    made = lead.post(base + "classes/", {"name": "fish"}, format="json")
+    assert made.status_code == 201 and made.json()["hotkey"] == "4"
+    dup = lead.post(base + "classes/", {"name": "fish"}, format="json")
+    assert dup.status_code == 400 and "already" in dup.json()["error"]
+    cid = made.json()["id"]
+    assert lead.patch(base + f"classes/{cid}/", {"name": "trout", "hotkey": "t"},
+                      format="json").json() == {**made.json(), "name": "trout", "hotkey": "t"}
+    assert lead.patch(base + f"classes/{cid}/", {"hotkey": "s"},
+                      format="json").status_code == 400  # s is the skip key
+    stranger = api_world.users["stranger"]
+    added = lead.post(base + "members/", {"username": "stranger", "role": "annotator"},
+                      format="json")
+    assert added.status_code == 201 and added.json()["role"] == "annotator"
+    assert client_for(api_world, "stranger").get(base).json()["role"] == "annotator"
+    assert lead.patch(base + f"members/{stranger.pk}/", {"role": "lead"},
+                      format="json").json()["role"] == "lead"
+    assert lead.delete(base + f"members/{stranger.pk}/").status_code == 204
+    assert client_for(api_world, "stranger").get(base).status_code == 404
+    unknown = lead.post(base + "members/", {"username": "ghost", "role": "lead"}, format="json")
+    assert unknown.status_code == 400 and "username" in unknown.json()["fields"]

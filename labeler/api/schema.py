@@ -37,11 +37,16 @@ ERROR_SCHEMA = {
 
 def add_error_responses(result: dict, generator, request, public) -> dict:
     """Every operation documents the JSON errors every view can answer (a postprocessing
-    hook: listing them on each view by hand would be repeated 40 times)."""
+    hook: listing them on each view by hand would be repeated 40 times), and is tagged with
+    the resource it acts on."""
     result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
     ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-    for operations in result.get("paths", {}).values():
+    for path, operations in result.get("paths", {}).items():
+        # Grouped in the docs by what they act on: /projects/{project_id}/<this>/...
+        parts = path.strip("/").split("/")
+        tag = parts[4] if len(parts) > 4 else "projects"
         for operation in operations.values():
+            operation["tags"] = [tag]
             responses = operation.setdefault("responses", {})
             for code, text in ERRORS.items():
                 responses.setdefault(code, {"description": text, "content": ref})

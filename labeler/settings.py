@@ -267,6 +267,11 @@ AXES_ENABLE_ADMIN = True
 # Token auth failures per client address: after LABELER_API_AUTH_FAILURES within
 # LABELER_API_AUTH_WINDOW seconds, that address gets 429 until the window ends.
 LABELER_API_AUTH_FAILURES = env_int("LABELER_API_AUTH_FAILURES", 20)
+# The counts live in Django's cache: per process by default; LABELER_CACHE_URL (redis://...)
+# shares them between the web server's processes and machines.
+if os.environ.get("LABELER_CACHE_URL"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": os.environ["LABELER_CACHE_URL"]}}
 LABELER_API_AUTH_WINDOW = env_int("LABELER_API_AUTH_WINDOW", 300)
 # URLs the server fetches (webhooks, import by URL) may reach private, loopback and link-local
 # addresses only when an admin allows it (labeler.net_safety).

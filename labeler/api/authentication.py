@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.core.cache import cache
 from rest_framework import exceptions
@@ -9,6 +11,8 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.request import Request
 
 from .tokens import find_token
+
+logger = logging.getLogger("labeler.api")
 
 
 def client_address(request) -> str:
@@ -19,6 +23,14 @@ def client_address(request) -> str:
 
 def _failures_key(request) -> str:
     return f"labeler:api-auth-failures:{client_address(request)}"
+
+
+def _failures(key: str) -> int:
+    try:
+        return int(cache.get(key, 0))
+    except Exception:  # a shared cache (LABELER_CACHE_URL) that is down: not a 500
+        logger.exception("could not read failed token attempts")
+        return 0
 
 
 class BearerTokenAuthentication(BaseAuthentication):
@@ -34,8 +46,7 @@ class BearerTokenAuthentication(BaseAuthentication):
         if not header or header[0].lower() != self.keyword.lower().encode():
             return None
         key = _failures_key(request)
-        failures = cache.get(key, 0)
-        if failures >= settings.LABELER_API_AUTH_FAILURES:
+        if _failures(key) >= settings.LABELER_API_AUTH_FAILURES:
             raise exceptions.Throttled(
                 wait=settings.LABELER_API_AUTH_WINDOW,
                 detail="Too many failed token attempts from this address; try again later.",
@@ -55,12 +66,15 @@ class BearerTokenAuthentication(BaseAuthentication):
 
     @staticmethod
     def _failed(key: str) -> None:
-        if cache.add(key, 1, settings.LABELER_API_AUTH_WINDOW):
-            return
+        window = settings.LABELER_API_AUTH_WINDOW
         try:
-            cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.add(key, 1, settings.LABELER_API_AUTH_WINDOW)
+            if not cache.add(key, 1, window):
+                try:
+                    cache.incr(key)
+                except ValueError:  # expired between add and incr
+                    cache.add(key, 1, window)
+        except Exception:  # a shared cache (LABELER_CACHE_URL) that is down: not a 500
+            logger.exception("could not count a failed token attempt")
 
     def authenticate_header(self, request: Request) -> str:
         return f'{self.keyword} realm="api"'

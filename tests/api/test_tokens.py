@@ -8,6 +8,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -117,3 +118,12 @@ def test_admin_creates_a_token_and_sees_it_once(client, make_user):
     token = re.search(r"lbl_[0-9a-f]{12}_[\w-]{43}", page.content.decode()).group(0)
     assert ApiToken.objects.get().user == user
     assert bearer(token).get("/api/v1/projects/").status_code == 200
+
+
+def test_a_shared_cache_that_is_down_is_no_500(make_user):
+    _, token = create_token(make_user("u"), "x")
+    down = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                        "LOCATION": "redis://127.0.0.1:1/0"}}  # nothing listens on port 1
+    with override_settings(CACHES=down):
+        assert bearer(token).get("/api/v1/projects/").status_code == 200
+        assert bearer("lbl_bad_bad").get("/api/v1/projects/").status_code == 401

@@ -16,24 +16,12 @@ import argparse
 import base64
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def timed(fn, repeat: int = 5) -> float:
-    """Median milliseconds of ``repeat`` calls (after one warm-up call)."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(1000 * (time.perf_counter() - t))
-    return statistics.median(times)
 
 
 def cursor_at(item_id: int) -> str:
@@ -66,6 +54,7 @@ def main() -> int:
     from labeler.projects.services import create_project
 
     item_table.np = np
+    timed = item_table.timed
     settings.ALLOWED_HOSTS = ["*"]
     call_command("migrate", verbosity=0)
     users = get_user_model().objects

@@ -9,7 +9,7 @@ from django.db.models import Model, QuerySet
 from django.http import Http404
 from rest_framework.request import Request
 
-from labeler.projects.access import get_project_for, role_of
+from labeler.projects.access import get_project_for
 from labeler.projects.models import Project
 from labeler.request_input import ID_MAX
 
@@ -29,5 +29,3 @@ def one_of(queryset: QuerySet[M], pk: int, what: str = "object") -> M:
         raise Http404(f"No such {what} in this project.")
     return found
 
-
-__all__ = ["project_for", "one_of", "role_of"]

@@ -8,24 +8,9 @@ import io
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
-from labeler.request_input import MAX_JSON_DEPTH, nesting_depth
+from labeler.request_input import MAX_JSON_DEPTH, InvalidInput, check_strings, nesting_depth
 
 MAX_API_JSON_BYTES = 8 * 1024 * 1024  # bulk imports: thousands of labels or predictions
-
-
-def _check_text(value) -> None:
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise ParseError("Text must be valid Unicode (no lone surrogates).") from exc
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_text(key)
-            _check_text(item)
-    elif isinstance(value, list):
-        for item in value:
-            _check_text(item)
 
 
 class SafeJSONParser(JSONParser):
@@ -40,5 +25,8 @@ class SafeJSONParser(JSONParser):
         if nesting_depth(text) > MAX_JSON_DEPTH:
             raise ParseError(f"The JSON nests deeper than {MAX_JSON_DEPTH} levels.")
         data = super().parse(io.BytesIO(raw), media_type, parser_context)
-        _check_text(data)
+        try:
+            check_strings(data)
+        except InvalidInput as exc:
+            raise ParseError(str(exc)) from exc
         return data

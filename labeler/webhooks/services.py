@@ -45,8 +45,9 @@ def create_webhook(project: Project, url: str, events: Sequence[str], *, secret:
 
 
 def update_webhook(hook: Webhook, **fields) -> Webhook:
-    url, events = _checked(fields.get("url", hook.url), fields.get("events", hook.events))
-    hook.url, hook.events = url, events
+    if "url" in fields or "events" in fields:  # (pausing needs no DNS lookup)
+        hook.url, hook.events = _checked(fields.get("url", hook.url),
+                                         fields.get("events", hook.events))
     if "active" in fields:
         hook.active = bool(fields["active"])
     if fields.get("secret"):

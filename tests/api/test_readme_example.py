@@ -19,13 +19,24 @@ from labeler.training.models import ModelVersion
 from ..conftest import real_subset
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
+REPO = Path(__file__).resolve().parents[2]
+DOC = REPO / "docs" / "api.md"
 
 
-def example_code() -> str:
-    text = DOC.read_text()
-    section = text[text.index("## A complete example"):]
+def example_code(path: Path = DOC, heading: str = "## A complete example") -> str | None:
+    text = path.read_text()
+    if heading not in text:
+        return None
+    section = text[text.index(heading):]
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_the_readme_shows_the_tested_example():
+    """The README's "REST API" section carries the same code as docs/api.md (tested below)."""
+    readme = example_code(REPO / "README.md", "## REST API")
+    if readme is None:
+        pytest.skip("the README has no REST API section yet")
+    assert readme == example_code()
 
 
 @pytest.mark.django_db(transaction=True)

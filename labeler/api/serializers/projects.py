@@ -8,7 +8,6 @@ from rest_framework import serializers
 
 from labeler.projects.access import role_of
 from labeler.projects.models import LabelClass, Membership, Project, Role
-from labeler.request_input import ID_MAX
 
 
 class LabelClassSerializer(serializers.ModelSerializer):
@@ -104,5 +103,3 @@ class StatusSerializer(serializers.Serializer):
     delayed = serializers.CharField(allow_null=True)
     model = serializers.DictField(allow_null=True)
 
-
-ID = {"min_value": 1, "max_value": ID_MAX}

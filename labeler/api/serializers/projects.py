@@ -80,7 +80,7 @@ class MemberSerializer(serializers.ModelSerializer):
 
 class MemberWriteSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
-    role = serializers.ChoiceField(choices=Role.values)
+    role = serializers.ChoiceField(choices=Role.choices)
 
     def validate_username(self, value: str):
         user = get_user_model().objects.filter(username=value, is_active=True).first()
@@ -90,7 +90,7 @@ class MemberWriteSerializer(serializers.Serializer):
 
 
 class RoleSerializer(serializers.Serializer):
-    role = serializers.ChoiceField(choices=Role.values)
+    role = serializers.ChoiceField(choices=Role.choices)
 
 
 class StatusSerializer(serializers.Serializer):

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.db import models
 
+from .events import redeliver
 from .models import Delivery, Webhook
 
 
@@ -35,6 +36,12 @@ class DeliveryAdmin(admin.ModelAdmin):
                     "created_at", "delivered_at"]
     list_filter = ["status", "event"]
     readonly_fields = [f.name for f in Delivery._meta.fields]
+    actions = ["send_again"]
+
+    @admin.action(description="Send the selected deliveries again")
+    def send_again(self, request, queryset) -> None:
+        for delivery in queryset:
+            redeliver(delivery)
 
     def has_add_permission(self, request) -> bool:
         return False

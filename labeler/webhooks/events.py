@@ -37,3 +37,9 @@ def emit(project_id: int, event: str, data: dict) -> list[int]:
         ids.append(delivery.pk)
         transaction.on_commit(lambda pk=delivery.pk: _send(pk))
     return ids
+
+
+def redeliver(delivery: Delivery) -> None:
+    """Send a failed (or stuck pending) delivery again, with a fresh set of tries."""
+    Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.State.PENDING, attempts=0)
+    transaction.on_commit(lambda: _send(delivery.pk))

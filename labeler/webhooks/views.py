@@ -10,7 +10,8 @@ from labeler.projects.access import get_project_for
 from labeler.projects.models import Project
 
 from . import services
-from .models import Event, Webhook
+from .events import redeliver
+from .models import Delivery, Event, Webhook
 
 
 def _act(request: HttpRequest, project: Project) -> Webhook | None:
@@ -19,6 +20,14 @@ def _act(request: HttpRequest, project: Project) -> Webhook | None:
     if action == "add":
         return services.create_webhook(project, request.POST.get("url", "").strip(),
                                        request.POST.getlist("events"), user=request.user)
+    if action == "redeliver":
+        raw = request.POST.get("delivery", "")
+        delivery = (Delivery.objects.filter(pk=int(raw), webhook__project=project).first()
+                    if raw.isdigit() and len(raw) < 19 else None)
+        if delivery is None:
+            raise ValueError("No such delivery in this project.")
+        redeliver(delivery)
+        return None
     raw = request.POST.get("webhook", "")
     hook = project.webhooks.filter(pk=int(raw)).first() if raw.isdigit() and len(raw) < 19 else None
     if hook is None:

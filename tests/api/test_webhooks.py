@@ -183,3 +183,27 @@ def test_model_version_ready_is_announced_once(api_world, settings, eager,
     assert [e["event"] for e in events] == ["model_version.ready"]
     assert events[0]["data"]["model_version"] == 1 and events[0]["project"] == project.pk
     assert "cv_accuracy" in events[0]["data"]["metrics"]
+
+
+def test_the_lead_sends_a_failed_delivery_again(api_world, settings, eager, client,
+                                                django_capture_on_commit_callbacks):
+    settings.LABELER_ALLOW_PRIVATE_URLS = True
+    settings.LABELER_WEBHOOK_TRIES = 1
+    with Receiver(script=[(500, {}), (200, {})]) as receiver:
+        hook = create_webhook(api_world.own, receiver.url, ["annotation.created"])
+        with django_capture_on_commit_callbacks(execute=True):
+            label_one(api_world, api_world.users["lead"])
+        delivery = Delivery.objects.get()
+        assert delivery.status == "failed"
+        client.force_login(api_world.users["lead"])
+        page = client.get(f"/projects/{api_world.own.pk}/webhooks/")
+        assert b"Send again" in page.content and receiver.url.encode() in page.content
+        with django_capture_on_commit_callbacks(execute=True):
+            sent = client.post(f"/projects/{api_world.own.pk}/webhooks/",
+                               {"action": "redeliver", "delivery": delivery.pk})
+        assert sent.status_code == 302 and len(receiver.requests) == 2
+    delivery.refresh_from_db()
+    assert delivery.status == "delivered" and hook.deliveries.count() == 1
+    client.force_login(api_world.users["annotator"])  # not theirs to manage
+    assert client.post(f"/projects/{api_world.own.pk}/webhooks/",
+                       {"action": "redeliver", "delivery": delivery.pk}).status_code == 403

@@ -37,6 +37,10 @@ def test_schemathesis_every_operation(live_server, redis_url, make_user, project
         "--phases", "examples,coverage,fuzzing", "--max-examples", "10", "--seed", "1",
         "--workers", "1", "--request-timeout", "30", "--max-failures", "20",
         "--warnings", "off", "--no-shrink",
+        # The test server (Django's threaded dev server) now and then drops a kept-alive
+        # connection under load (seen once in ~2,400 cases, a malformed multipart body): a
+        # network error of the harness, not an answer of the API, so it is tried again.
+        "--request-retries", "2",
     ]
     env = {**os.environ, "NO_COLOR": "1"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env,

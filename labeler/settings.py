@@ -142,6 +142,9 @@ def _in_storage(variable: str, name: str) -> Path | str:
 EMBEDDINGS_ROOT = _in_storage("LABELER_EMBEDDINGS_ROOT", "embeddings")
 MODELS_ROOT = _in_storage("LABELER_MODELS_ROOT", "models")
 RESULTS_ROOT = _in_storage("LABELER_RESULTS_ROOT", "results")
+# Files of export jobs (labeler.insights.export_jobs): written by the web side's Celery worker,
+# served by the web server, so both need this folder.
+EXPORTS_ROOT = Path(os.environ.get("LABELER_EXPORTS_ROOT", DATA_DIR / "exports"))
 
 # Upload limits: validated on the server for every file and archive.
 LABELER_MAX_UPLOAD_BYTES = env_int("LABELER_MAX_UPLOAD_BYTES", 512 * 1024 * 1024)
@@ -279,6 +282,8 @@ LABELER_ALLOW_PRIVATE_URLS = env_bool("LABELER_ALLOW_PRIVATE_URLS", False)
 LABELER_WEBHOOK_TRIES = env_int("LABELER_WEBHOOK_TRIES", 5)
 LABELER_WEBHOOK_RETRY_SECONDS = env_int("LABELER_WEBHOOK_RETRY_SECONDS", 30)
 LABELER_WEBHOOK_TIMEOUT = env_int("LABELER_WEBHOOK_TIMEOUT", 10)
+# Export jobs' files kept per project (older ones are removed when a new export finishes).
+LABELER_EXPORTS_KEPT = env_int("LABELER_EXPORTS_KEPT", 5)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "labeler.api.authentication.BearerTokenAuthentication",

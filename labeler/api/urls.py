@@ -4,7 +4,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSplitView
 
-from .views import items, labels, projects, training, webhooks
+from .views import exports, items, labels, projects, training, webhooks
 
 P = "projects/<int:project_id>/"
 
@@ -37,6 +37,9 @@ urlpatterns = [
     api((P + "model-versions/<int:number>/", training.ModelVersionDetail), "model-version"),
     api((P + "model-versions/<int:number>/head/", training.ModelVersionHead), "model-head"),
     api((P + "retrain/", training.Retrain), "retrain"),
+    api((P + "exports/", exports.ExportList), "exports"),
+    api((P + "exports/<int:job_id>/", exports.ExportDetail), "export"),
+    api((P + "exports/<int:job_id>/download/", exports.ExportDownload), "export-download"),
     api((P + "webhooks/", webhooks.WebhookList), "webhooks"),
     api((P + "webhooks/<int:webhook_id>/", webhooks.WebhookDetail), "webhook"),
     api((P + "webhooks/<int:webhook_id>/deliveries/", webhooks.DeliveryList), "deliveries"),

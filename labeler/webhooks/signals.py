@@ -1,12 +1,15 @@
-"""Saved rows become webhook events: a new annotation, a model version that became ready."""
+"""Saved rows and finished jobs become webhook events: a new annotation, a model version that
+became ready, an embedding or export job that is done."""
 
 from __future__ import annotations
 
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
+from django.urls import reverse
 
 from labeler.annotations.models import Annotation
-from labeler.training.models import ModelVersion, Status
+from labeler.training.actions import job_finished
+from labeler.training.models import Job, ModelVersion, Status
 
 from .events import emit
 from .models import Event
@@ -35,4 +38,22 @@ def version_ready(sender, instance: ModelVersion, **kwargs) -> None:
         emit(instance.project_id, Event.MODEL_VERSION_READY, {
             "model_version": instance.number, "id": instance.pk,
             "labels_used": instance.labels_used, "metrics": instance.metrics,
+        })
+
+
+@receiver(job_finished, dispatch_uid="webhook_job_finished")
+def job_done(sender, job_id: int, **kwargs) -> None:
+    """A finished embedding (or backbone switch) or export job becomes its event."""
+    job = Job.objects.select_related("project").filter(pk=job_id).first()
+    if job is None:
+        return
+    if job.kind in (Job.Kind.EMBED, Job.Kind.SWITCH_BACKBONE):
+        emit(job.project_id, Event.EMBEDDING_DONE, {
+            "job": job.pk, "items": job.done,
+            "backbone": job.params.get("backbone") or job.project.backbone,
+        })
+    elif job.kind == Job.Kind.EXPORT:
+        emit(job.project_id, Event.EXPORT_READY, {
+            "export": job.pk, "format": job.params.get("format"),
+            "download": reverse("api:export-download", args=[job.project_id, job.pk]),
         })

@@ -8,8 +8,9 @@ import json
 import uuid
 
 import pytest
+from django.utils import timezone
 
-from labeler.training.models import ModelVersion
+from labeler.training.models import Job, ModelVersion
 from labeler.webhooks.services import create_webhook
 
 from ..conftest import jpeg_bytes
@@ -55,6 +56,10 @@ ENDPOINTS = [
     ("get", P + "model-versions/1/", "lead", None, {200}),
     ("get", P + "model-versions/1/head/", "lead", None, {409}),  # v1 failed: no head
     ("post", P + "retrain/", "lead", None, {202}),
+    ("get", P + "exports/", "lead", None, {200}),
+    ("post", P + "exports/", "lead", {"format": "csv"}, {202}),
+    ("get", P + "exports/{export}/", "lead", None, {200}),
+    ("get", P + "exports/{export}/download/", "lead", None, {409}),  # its file is gone
     ("get", P + "webhooks/", "lead", None, {200}),
     ("post", P + "webhooks/", "lead",
      {"url": "https://93.184.216.34/hook", "events": ["annotation.created"]}, {201}),
@@ -73,6 +78,7 @@ def objects_of(project) -> dict:
         "member": project.memberships.exclude(user__username="nobody-else")
         .order_by("role", "pk").first().user_id,
         "hook": project.webhooks.first().pk,
+        "export": project.jobs.filter(kind="export", status="done").first().pk,
     }
 
 
@@ -113,6 +119,8 @@ def world(api_world, make_user, settings):
         ModelVersion.objects.create(project=project, number=1, status="failed",
                                     backbone=project.backbone, strategy="auto")
         create_webhook(project, "https://93.184.216.34/hook", ["annotation.created"])
+        Job.objects.create(project=project, kind="export", status="done", token="t",
+                           params={"format": "csv"}, heartbeat_at=timezone.now())
     return api_world
 
 

@@ -71,6 +71,9 @@ RULES: dict[str, dict] = {
     "api:model-version": {"kind": "lead", "method": "get", "ok": {404}},  # none yet
     "api:model-head": {"kind": "lead", "method": "get", "ok": {404}},
     "api:retrain": {"kind": "lead", "method": "post", "ok": {202}},
+    "api:exports": {"kind": "lead", "method": "get", "ok": {200}},
+    "api:export": {"kind": "lead", "method": "get", "ok": {404}},  # none yet
+    "api:export-download": {"kind": "lead", "method": "get", "ok": {404}},
     "api:webhooks": {"kind": "lead", "method": "get", "ok": {200}},
     "api:webhook": {"kind": "lead", "method": "get", "ok": {404}},  # none yet
     "api:deliveries": {"kind": "lead", "method": "get", "ok": {404}},
@@ -149,6 +152,7 @@ def fill(route: str, project: Project) -> str:
         "id": project.memberships.values_list("user_id", flat=True).first() or 1,
         "content_type_id": ContentType.objects.get_for_model(Project).pk,
         "class_id": project.classes.first().pk, "number": 1, "webhook_id": 1, "token_id": 1,
+        "job_id": 1,
         "user_id": project.memberships.values_list("user_id", flat=True).first() or 1,
     }
     return "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(values[m.group(1)]), route)

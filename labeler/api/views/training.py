@@ -13,7 +13,7 @@ from labeler.insights import exports
 from labeler.projects.models import Project
 from labeler.request_input import ID_MAX
 from labeler.training.models import ModelVersion
-from labeler.training.services import request_retrain
+from labeler.training.services import request_retrain, retraining
 
 from ..errors import conflict
 from ..renderers import BinaryRenderer
@@ -80,6 +80,5 @@ class Retrain(ProjectView):
         if not project.classes.exists():
             return conflict("The project has no classes.")
         queued = request_retrain(project)
-        project.refresh_from_db()
-        return Response({"queued": queued, "retraining": project.retraining},
+        return Response({"queued": queued, "retraining": retraining(project)},
                         status=status.HTTP_202_ACCEPTED)

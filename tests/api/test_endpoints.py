@@ -234,3 +234,13 @@ def test_classes_and_members(api_world):
     assert client_for(api_world, "stranger").get(base).status_code == 404
     unknown = lead.post(base + "members/", {"username": "ghost", "role": "lead"}, format="json")
     assert unknown.status_code == 400 and "username" in unknown.json()["fields"]
+
+
+def test_renaming_onto_another_projects_name_is_a_400(api_world):
+    staff = client_for(api_world, "staff")
+    answer = staff.patch(f"/api/v1/projects/{api_world.own.pk}/",
+                         {"name": api_world.other.name}, format="json")
+    assert answer.status_code == 400 and "already" in answer.json()["error"]
+    same = staff.patch(f"/api/v1/projects/{api_world.own.pk}/",
+                       {"name": api_world.own.name}, format="json")
+    assert same.status_code == 200

@@ -91,7 +91,7 @@ ADMIN_SITE = [
 ADMIN_MODELS = [
     "auth_group", "auth_user", "projects_project", "projects_labelclass", "projects_membership",
     "items_item", "annotations_annotation", "training_modelversion", "training_backbonecheck", "axes_accessattempt",
-    "axes_accesslog", "axes_accessfailurelog", "api_apitoken", "webhooks_webhook",
+    "axes_accesslog", "axes_accessfailurelog", "training_job", "api_apitoken", "webhooks_webhook",
     "webhooks_delivery",
 ]
 ADMIN_VIEWS = ["changelist", "add", "history", "delete", "change", "<object-redirect>"]

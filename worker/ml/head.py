@@ -26,6 +26,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from scipy.optimize import minimize_scalar
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
@@ -78,8 +79,6 @@ def fit_temperature(P: np.ndarray, y_idx: np.ndarray) -> float:
     One scalar, so it cannot overfit a handful of labels the way per-class calibration would;
     searched on log T in [-3, 3] (T from 0.05 to 20).
     """
-    from scipy.optimize import minimize_scalar
-
     rows = np.arange(len(y_idx))
 
     def loss(log_t: float) -> float:

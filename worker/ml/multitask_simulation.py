@@ -32,8 +32,8 @@ from worker.ml.label_sets import LabelSet
 from worker.ml.multitask import DEFAULT_C, IndependentHeads, MultiTaskHead
 from worker.ml.simulation import cache_folder, embed_split
 
-#: Strategies whose labels are also used for the heads comparison.
-HEADS_ON = ("auto", "random")
+#: Strategies whose labels are also used for the heads comparison: the product's default.
+HEADS_ON = ("auto",)
 
 
 @dataclass
@@ -140,6 +140,41 @@ def run_joint_curve(data: MultiEmbedded, strategy: str, budgets: Sequence[int], 
     return out
 
 
+def _one_curve(data: MultiEmbedded, st: str, seed: int, budgets: Sequence[int],
+               kwargs: dict[str, Any]) -> dict[str, Any]:
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        t0 = time.time()
+        out = run_joint_curve(data, st, budgets, seed, compare_heads=st in HEADS_ON, **kwargs)
+    out["seconds"] = round(time.time() - t0, 1)
+    return out
+
+
+def _run_all(data: MultiEmbedded, tasks: list[tuple[str, int]], budgets: Sequence[int],
+             jobs: int, progress: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    """Every (strategy, seed) curve, in ``jobs`` processes; progress as each one ends."""
+    def report(task: tuple[str, int], r: dict[str, Any]) -> None:
+        shown = " ".join(f"{n}:{v[-1]:.3f}" for n, v in r["scores"].items() if v[-1] is not None)
+        progress(f"{task[0]} seed {task[1]} ({r['seconds']:.0f}s), at {budgets[-1]}: {shown}")
+
+    if jobs <= 1:
+        out = []
+        for task in tasks:
+            out.append(_one_curve(data, *task, budgets, kwargs))
+            report(task, out[-1])
+        return out
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: torch's thread pools do not survive a fork reliably
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_one_curve, data, *task, budgets, kwargs) for task in tasks]
+        for task, f in zip(tasks, futures, strict=True):
+            report(task, f.result())
+        return [f.result() for f in futures]
+
+
 def _summary(curves: list[list[float | None]]) -> dict[str, Any]:
     arr = np.asarray([[np.nan if v is None else v for v in c] for c in curves], dtype=float)
     return {"mean": [round(float(v), 4) for v in np.nanmean(arr, axis=0)],
@@ -151,8 +186,12 @@ def simulate_multitask(data_dir: str | Path | None, strategies: Sequence[str],
                        budgets: Sequence[int], seeds: int, backbone: str, cache_dir: str | Path,
                        retrain_every: int, query_pool: int, audit_share: float, progress: Any,
                        multi_label: tuple[str, ...] = (),
-                       embedded: MultiEmbedded | None = None) -> dict[str, Any]:
-    """Run every strategy for ``seeds`` seeds; the JSON-ready result (see the module doc)."""
+                       embedded: MultiEmbedded | None = None, jobs: int = 1) -> dict[str, Any]:
+    """Run every strategy for ``seeds`` seeds; the JSON-ready result (see the module doc).
+
+    ``jobs`` > 1 runs (strategy, seed) curves in that many processes; each curve has its own
+    seeded generator, so the numbers are those of a sequential run.
+    """
     from threadpoolctl import threadpool_limits
 
     t_start = time.time()
@@ -175,25 +214,21 @@ def simulate_multitask(data_dir: str | Path | None, strategies: Sequence[str],
         full_scores = score_model(full, data.label_sets, data.X_test, data.test)
         progress("full pool: " + ", ".join(f"{k} {v:.3f}" for k, v in full_scores.items()
                                            if v is not None))
-        results: dict[str, Any] = {}
-        heads: dict[str, Any] = {}
-        for st in strategies:
-            runs = []
-            for seed in range(seeds):
-                t0 = time.time()
-                runs.append(run_joint_curve(
-                    data, st, budgets, seed, retrain_every=retrain_every, query_pool=query_pool,
-                    audit_share=audit_share, compare_heads=st in HEADS_ON))
-                shown = " ".join(f"{n}:{runs[-1]['scores'][n][-1]:.3f}" for n in names
-                                 if runs[-1]["scores"][n][-1] is not None)
-                progress(f"{st} seed {seed} ({time.time() - t0:.0f}s), at {budgets[-1]}: {shown}")
-            results[st] = {n: _summary([r["scores"][n] for r in runs]) for n in names}
-            if st in HEADS_ON:
-                heads[st] = {k: {n: _summary([r["heads"][k][n] for r in runs]) for n in names}
-                             for k in (INDEPENDENT, MULTITASK, "chosen")}
-                heads[st]["multitask_chosen_share"] = [
-                    round(float(np.mean([r["choices"][b] == MULTITASK for r in runs])), 4)
-                    for b in range(len(budgets))]
+        tasks = [(st, seed) for st in strategies for seed in range(seeds)]
+        runs = dict(zip(tasks, _run_all(data, tasks, budgets, jobs, progress, retrain_every=
+                                        retrain_every, query_pool=query_pool,
+                                        audit_share=audit_share), strict=True))
+    results: dict[str, Any] = {}
+    heads: dict[str, Any] = {}
+    for st in strategies:
+        got = [runs[st, seed] for seed in range(seeds)]
+        results[st] = {n: _summary([r["scores"][n] for r in got]) for n in names}
+        if st in HEADS_ON:
+            heads[st] = {k: {n: _summary([r["heads"][k][n] for r in got]) for n in names}
+                         for k in (INDEPENDENT, MULTITASK, "chosen")}
+            heads[st]["multitask_chosen_share"] = [
+                round(float(np.mean([r["choices"][b] == MULTITASK for r in got])), 4)
+                for b in range(len(budgets))]
     return {
         "mode": "multitask",
         "data": str(Path(data_dir).resolve()) if data_dir else None,

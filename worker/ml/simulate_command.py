@@ -29,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--multi-label", action="append", default=[], metavar="SET",
                         help="read this labels.csv column as multi-label tags (automatic when "
                         "a cell joins tags with '|')")
+    parser.add_argument("--jobs", type=int, default=1, help="several label sets: run the "
+                        "(strategy, seed) curves in this many processes (same numbers)")
 
 
 def is_multitask(data_dir: str | Path, label_set: str | None,
@@ -62,7 +64,7 @@ def run_from_args(opts: dict[str, Any], progress: simulation.Progress = simulati
         query_pool=int(opts.get("query_pool") or simulation.QUERY_POOL_SIZE),
         audit_share=(simulation.AUDIT_SHARE if opts.get("audit_share") is None
                      else float(opts["audit_share"])),
-        progress=progress, multi_label=multi_label)
+        progress=progress, multi_label=multi_label, jobs=int(opts.get("jobs") or 1))
     out = Path(opts["json_out"])
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

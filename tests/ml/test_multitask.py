@@ -127,3 +127,27 @@ def test_selector_needs_labels_and_fit_heads_follows_the_choice() -> None:
     model, _ = fit_heads(sets, X, labels, choice=choose_head(sets, X[:8], {
         k: v[:8] for k, v in labels.items()}))
     assert isinstance(model, IndependentHeads)
+
+
+def test_models_pickle_with_every_head() -> None:
+    """The model download is one joblib file holding every set's head."""
+    import io
+
+    import joblib
+
+    X, labels = _data(120, 4)
+    for model in (IndependentHeads(SETS), MultiTaskHead(SETS, steps=30)):
+        model.fit(X, labels)
+        buf = io.BytesIO()
+        joblib.dump(model, buf)
+        buf.seek(0)
+        again = joblib.load(buf)
+        for name, P in model.predict_proba(X).items():
+            assert np.allclose(again.predict_proba(X)[name], P)
+
+
+def test_softmax_head_cross_validates_two_classes_with_a_single_rare_label() -> None:
+    """A set's labels {9 x A, 1 x B}: one training fold holds A only (crashed before)."""
+    X = np.random.default_rng(0).normal(size=(10, 5))
+    head = LogisticHead().fit(X, np.array([0] * 9 + [1]))
+    assert head.cv_accuracy_ is not None and head.predict_proba(X).shape == (10, 2)

@@ -17,6 +17,8 @@ held-out score of each and of the chosen one.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -152,27 +154,50 @@ def _one_curve(data: MultiEmbedded, st: str, seed: int, budgets: Sequence[int],
 
 
 def _run_all(data: MultiEmbedded, tasks: list[tuple[str, int]], budgets: Sequence[int],
-             jobs: int, progress: Any, **kwargs: Any) -> list[dict[str, Any]]:
-    """Every (strategy, seed) curve, in ``jobs`` processes; progress as each one ends."""
-    def report(task: tuple[str, int], r: dict[str, Any]) -> None:
+             jobs: int, progress: Any, checkpoints: Path | None = None,
+             **kwargs: Any) -> list[dict[str, Any]]:
+    """Every (strategy, seed) curve, in ``jobs`` processes; progress as each one ends.
+
+    With ``checkpoints`` (a folder), each finished curve is saved there and a rerun with the
+    same settings reuses it: an interrupted long simulation loses at most the running curves.
+    """
+    def saved(task: tuple[str, int]) -> Path | None:
+        if checkpoints is None:
+            return None
+        key = json.dumps([list(budgets), sorted(kwargs.items()), len(data.X_pool),
+                          [(s.name, s.kind, s.classes) for s in data.label_sets]])
+        tag = hashlib.sha1(key.encode()).hexdigest()[:8]
+        return checkpoints / f"{task[0].replace(':', '_')}-seed{task[1]}-{tag}.json"
+
+    def done(task: tuple[str, int], r: dict[str, Any]) -> dict[str, Any]:
         shown = " ".join(f"{n}:{v[-1]:.3f}" for n, v in r["scores"].items() if v[-1] is not None)
         progress(f"{task[0]} seed {task[1]} ({r['seconds']:.0f}s), at {budgets[-1]}: {shown}")
+        path = saved(task)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(r))
+        return r
 
-    if jobs <= 1:
-        out = []
-        for task in tasks:
-            out.append(_one_curve(data, *task, budgets, kwargs))
-            report(task, out[-1])
-        return out
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    results: dict[tuple[str, int], dict[str, Any]] = {}
+    for task in tasks:
+        path = saved(task)
+        if path is not None and path.is_file():
+            results[task] = json.loads(path.read_text())
+            progress(f"{task[0]} seed {task[1]}: reused {path}")
+    todo = [t for t in tasks if t not in results]
+    if jobs <= 1 or len(todo) <= 1:
+        for task in todo:
+            results[task] = done(task, _one_curve(data, *task, budgets, kwargs))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    # spawn, not fork: torch's thread pools do not survive a fork reliably
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_one_curve, data, *task, budgets, kwargs) for task in tasks]
-        for task, f in zip(tasks, futures, strict=True):
-            report(task, f.result())
-        return [f.result() for f in futures]
+        # spawn, not fork: torch's thread pools do not survive a fork reliably
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_one_curve, data, *t, budgets, kwargs): t for t in todo}
+            for f in as_completed(futures):
+                results[futures[f]] = done(futures[f], f.result())
+    return [results[t] for t in tasks]
 
 
 def _summary(curves: list[list[float | None]]) -> dict[str, Any]:
@@ -186,11 +211,13 @@ def simulate_multitask(data_dir: str | Path | None, strategies: Sequence[str],
                        budgets: Sequence[int], seeds: int, backbone: str, cache_dir: str | Path,
                        retrain_every: int, query_pool: int, audit_share: float, progress: Any,
                        multi_label: tuple[str, ...] = (),
-                       embedded: MultiEmbedded | None = None, jobs: int = 1) -> dict[str, Any]:
+                       embedded: MultiEmbedded | None = None, jobs: int = 1,
+                       checkpoints: str | Path | None = None) -> dict[str, Any]:
     """Run every strategy for ``seeds`` seeds; the JSON-ready result (see the module doc).
 
     ``jobs`` > 1 runs (strategy, seed) curves in that many processes; each curve has its own
-    seeded generator, so the numbers are those of a sequential run.
+    seeded generator, so the numbers are those of a sequential run.  ``checkpoints``: a folder
+    where finished curves are kept, so that a rerun resumes (see :func:`_run_all`).
     """
     from threadpoolctl import threadpool_limits
 
@@ -214,10 +241,13 @@ def simulate_multitask(data_dir: str | Path | None, strategies: Sequence[str],
         full_scores = score_model(full, data.label_sets, data.X_test, data.test)
         progress("full pool: " + ", ".join(f"{k} {v:.3f}" for k, v in full_scores.items()
                                            if v is not None))
-        tasks = [(st, seed) for st in strategies for seed in range(seeds)]
-        runs = dict(zip(tasks, _run_all(data, tasks, budgets, jobs, progress, retrain_every=
-                                        retrain_every, query_pool=query_pool,
-                                        audit_share=audit_share), strict=True))
+        # seed by seed: the first seeds of every strategy finish first
+        tasks = [(st, seed) for seed in range(seeds) for st in strategies]
+        runs = dict(zip(tasks, _run_all(
+            data, tasks, budgets, jobs, progress,
+            checkpoints=None if checkpoints is None else Path(checkpoints),
+            retrain_every=retrain_every, query_pool=query_pool, audit_share=audit_share),
+            strict=True))
     results: dict[str, Any] = {}
     heads: dict[str, Any] = {}
     for st in strategies:

@@ -64,7 +64,8 @@ def run_from_args(opts: dict[str, Any], progress: simulation.Progress = simulati
         query_pool=int(opts.get("query_pool") or simulation.QUERY_POOL_SIZE),
         audit_share=(simulation.AUDIT_SHARE if opts.get("audit_share") is None
                      else float(opts["audit_share"])),
-        progress=progress, multi_label=multi_label, jobs=int(opts.get("jobs") or 1))
+        progress=progress, multi_label=multi_label, jobs=int(opts.get("jobs") or 1),
+        checkpoints=Path(str(opts["json_out"]) + ".curves"))
     out = Path(opts["json_out"])
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

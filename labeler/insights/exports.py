@@ -16,8 +16,9 @@ Formats:
     predictions  CSV with the latest head's probability for every class, for every item
     model        a zip: head.joblib (the current head), classes.json and README.md (inference)
 
-"The label" of an item is the retrain's own definition: the majority over annotators, the
-latest label winning ties (worker.tasks._current_labels).
+"The label" of an item is the current-label rule of labeler.annotations.current (the one the
+retrain trains on): a lead's label wins, otherwise the majority over annotators, the latest
+label winning ties.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
+from labeler.annotations.current import RULE
 from labeler.annotations.models import Annotation
 from labeler.csv_safety import csv_line
 from labeler.items.models import Item
@@ -132,7 +134,7 @@ def export_json(project: Project) -> Iterator[bytes]:
         "format_version": 1,
         "exported_at": datetime.now(UTC).isoformat(),
         "project": {"id": project.pk, "name": project.name, "backbone": project.backbone},
-        "label_rule": "majority over annotators; the latest label wins ties",
+        "label_rule": RULE,
         "classes": classes,
         "model": _version_info(services.latest_version(project)),
     }

@@ -178,6 +178,12 @@ class LogisticHead(ClassifierMixin, BaseEstimator):
         loss = np.zeros(len(grid))
         oof = np.zeros((len(grid), len(y_idx), n_classes), dtype=np.float32)
         for train, test in folds.split(X, y_idx):
+            present = np.unique(y_idx[train])
+            if len(present) < 2:  # two classes, one with a single label: a constant model,
+                oof[:, test, present[0]] = 1.0  # the same loss at every C
+                loss += -np.log(np.clip((y_idx[test] == present[0]).astype(float), 1e-12,
+                                        None)).sum()
+                continue
             scaler = _Scaler(X[train])
             Xtr, Xte = scaler(X[train]), scaler(X[test])
             lr = self._new_lr(grid[0])

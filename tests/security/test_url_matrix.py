@@ -57,7 +57,8 @@ ADMIN_SITE = [
 ]
 ADMIN_MODELS = [
     "auth_group", "auth_user", "projects_project", "projects_labelclass", "projects_membership",
-    "items_item", "annotations_annotation", "training_modelversion", "training_backbonecheck", "axes_accessattempt",
+    "items_item", "annotations_annotation", "training_modelversion", "training_backbonecheck",
+    "training_job", "axes_accessattempt",
     "axes_accesslog", "axes_accessfailurelog",
 ]
 ADMIN_VIEWS = ["changelist", "add", "history", "delete", "change", "<object-redirect>"]

@@ -20,8 +20,6 @@ from labeler.training.models import ModelVersion
 from labeler.training.stores import store_for
 from worker.ml.embedding_store import EmbeddingStore
 
-__all__ = ["current_labels"]  # re-exported: the pages' modules read labels through here
-
 logger = logging.getLogger("labeler.insights")
 
 #: Two labels by the same annotator further apart than this belong to different work sessions.

@@ -1,5 +1,7 @@
 """Outbound HTTP that never reaches private addresses (SSRF guard), for every URL the server
-fetches on a user's behalf: webhook deliveries, image import by URL.
+fetches on a user's behalf: webhook deliveries, image import by URL, and a GPU worker reading
+the image of an item that references an https URL (--no-copy). One implementation for both
+sides: here in worker/ (no Django), used by labeler.net_safety with the web side's setting.
 
 A URL is refused unless every address its host resolves to is public (not private, loopback,
 link-local, reserved, multicast, shared or unspecified, IPv4-mapped forms included). The request
@@ -8,19 +10,20 @@ that changes between check and connect (DNS rebinding) gains nothing; the name i
 Host and TLS SNI and the certificate is verified against it. Redirects are followed here, one hop
 at a time, each new URL checked the same way.
 
-``settings.LABELER_ALLOW_PRIVATE_URLS`` lifts the address check (an admin's choice, e.g. for a
-webhook receiver inside the company network).
+``LABELER_ALLOW_PRIVATE_URLS`` (the environment here, ``settings.LABELER_ALLOW_PRIVATE_URLS`` on
+the web side) lifts the address check (an admin's choice, e.g. for a webhook receiver inside the
+company network).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
-from django.conf import settings
 
 REDIRECTS = {301, 302, 303, 307, 308}
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -60,10 +63,16 @@ class Target:
     path: str
 
 
+def private_allowed_by_env() -> bool:
+    """The worker's reading of LABELER_ALLOW_PRIVATE_URLS (as labeler.envvars.env_bool)."""
+    value = os.environ.get("LABELER_ALLOW_PRIVATE_URLS", "").strip().lower()
+    return value in {"1", "true", "yes", "on"}
+
+
 def check_url(url: str, *, allow_private: bool | None = None) -> Target:
     """The URL's target if it may be fetched; else UnsafeURL saying why."""
     if allow_private is None:
-        allow_private = settings.LABELER_ALLOW_PRIVATE_URLS
+        allow_private = private_allowed_by_env()
     try:
         parts = urlsplit(url)
         port = parts.port

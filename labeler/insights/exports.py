@@ -25,17 +25,18 @@ stream: no export loads every label first.
 from __future__ import annotations
 
 import json
+import logging
 import zipfile
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from django.conf import settings
 
 from labeler.annotations.current import RULE
 from labeler.annotations.models import Annotation
 from labeler.csv_safety import csv_line
+from labeler.items.sources import ImageUnavailable, local_path, read_image
 from labeler.projects.models import Project
 from labeler.training.models import ModelVersion
 
@@ -50,6 +51,8 @@ from .export_base import (
     ready_head,
     ready_version,
 )
+
+logger = logging.getLogger("labeler.export")
 
 FORMATS = {
     "csv": ("text/csv; charset=utf-8", "labels.csv"),
@@ -242,15 +245,21 @@ def zip_stream(entries: Iterable[Entry]) -> Iterator[bytes]:
 
 def export_folders(project: Project) -> Iterator[bytes]:
     naming = Naming(project)
-    media = Path(settings.MEDIA_ROOT)
 
     def entries() -> Iterator[Entry]:
         for r in iter_rows(project, naming):
             if not r.label_id:
                 continue
-            path = media / r.item.image_name
-            if path.is_file():
-                yield f"{naming.folders[r.label_id]}/{r.file}", path
+            name = f"{naming.folders[r.label_id]}/{r.file}"
+            path = local_path(r.item.image_name, r.item.source)
+            if path is not None:
+                if path.is_file():
+                    yield name, path
+                continue
+            try:  # in the bucket, or referenced (--no-copy): read one at a time
+                yield name, read_image(r.item.image_name, r.item.source)
+            except ImageUnavailable as exc:
+                logger.warning("export of project %s: %s left out: %s", project.pk, name, exc)
         yield "labels.csv", export_csv(project)
 
     yield from zip_stream(entries())

@@ -34,6 +34,7 @@ def default_storage_backend(storage_url: str) -> dict:
             "region_name": s3config.region_name(),
             "default_acl": None,  # the bucket's own (private) policy; never public-read
             "querystring_auth": True,
+            "signature_version": "s3v4",  # what every current store accepts
             "querystring_expire": env_int("LABELER_S3_URL_EXPIRE", 300),
             "file_overwrite": True,  # names are content-addressed: same name, same bytes
         },

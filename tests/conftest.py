@@ -290,14 +290,16 @@ def s3_bucket(s3_server, monkeypatch):
 
 
 @pytest.fixture
-def s3_storage(s3_bucket, settings):
+def s3_storage(s3_bucket, settings, monkeypatch):
     """Everything stored in a bucket, as ``LABELER_STORAGE_URL=s3://bucket/run`` configures:
     item images through django-storages, embeddings/models/results through worker.storage.
+    The variable is also set for processes this test starts (Celery workers).
     Yields ``(server, bucket, storage URL)``."""
     from labeler import storage_settings
 
     server, bucket = s3_bucket
     url = f"s3://{bucket}/run"
+    monkeypatch.setenv("LABELER_STORAGE_URL", url)
     settings.LABELER_STORAGE_URL = url
     settings.STORAGES = {**settings.STORAGES,
                          "default": storage_settings.default_storage_backend(url)}

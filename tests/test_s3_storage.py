@@ -73,6 +73,10 @@ def test_upload_lands_in_the_bucket_and_is_streamed_to_members_only(
         urllib.request.urlopen(f"{server.endpoint}/{bucket}/{key}")
     assert refused.value.code == 403
 
+    # Any URL of the storage is signed and short-lived (the pages never hand one out).
+    signed = png_item.image.url
+    assert "X-Amz-Signature=" in signed and "X-Amz-Expires=300" in signed
+
     # Deleting an item deletes its stored copy (after commit).
     with django_capture_on_commit_callbacks(execute=True):
         delete_item(jpeg_item)

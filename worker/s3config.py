@@ -2,8 +2,8 @@
 needs no Django settings. The web side (labeler.storage_settings) reads the same variables, so
 both sides talk to one endpoint.
 
-Variables: ``LABELER_S3_ENDPOINT_URL`` (else ``AWS_ENDPOINT_URL_S3``, else ``AWS_ENDPOINT_URL``;
-unset: AWS itself), ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` (read by botocore itself),
+Variables: ``LABELER_S3_ENDPOINT_URL`` (else ``AWS_S3_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_S3``,
+``AWS_ENDPOINT_URL``; unset: AWS itself), ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` (read by botocore itself),
 ``AWS_S3_REGION_NAME`` / ``AWS_REGION`` / ``AWS_DEFAULT_REGION``.
 """
 
@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 
 
 def endpoint_url() -> str | None:
-    for name in ("LABELER_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+    for name in ("LABELER_S3_ENDPOINT_URL", "AWS_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
+                 "AWS_ENDPOINT_URL"):
         value = os.environ.get(name, "").strip()
         if value:
             return value

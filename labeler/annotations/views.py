@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from labeler.items.models import Item, Prediction
 from labeler.projects.access import get_project_for
-from labeler.projects.label_sets import active_sets
+from labeler.projects.label_sets import active_sets, primary_set
 from labeler.projects.models import LabelClass, LabelSet, Project
 from labeler.request_input import ID_MAX, clean, clean_json, json_errors
 
@@ -210,9 +210,13 @@ def api_grid_items(request: HttpRequest, project_id: int) -> JsonResponse:
     query = clean(GridItemsQuery, request.GET)
     label_id = query["label"]
     n = max(1, min(36 if query["n"] is None else query["n"], 48))
-    if not LabelClass.objects.filter(pk=label_id, project=project).exists():
+    set_id = LabelClass.objects.filter(pk=label_id, project=project).values_list(
+        "label_set_id", flat=True).first()
+    if set_id is None:
         return JsonResponse({"error": "Unknown class for this project."}, status=404)
-    items = grid_items(project, request.user, label_id, n)
+    primary = primary_set(project)
+    own_columns = primary is not None and primary.pk == set_id
+    items = grid_items(project, request.user, label_id, n, own_columns=own_columns)
     predictions = predictions_of(items)
     return JsonResponse({"label": label_id, "items": [item_payload(i, predictions) for i in items]})
 

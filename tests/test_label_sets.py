@@ -12,10 +12,9 @@ from django.db.migrations.executor import MigrationExecutor
 from django.urls import reverse
 
 from labeler.annotations.models import Annotation
+from tests.label_set_fixtures import two_sets  # noqa: F401 (a fixture)
 from labeler.items.models import Item, Prediction
-from labeler.projects.label_sets import add_set, primary_set
-from labeler.projects.models import LabelSet, Role, SetKind
-from labeler.projects.services import set_member
+from labeler.projects.models import LabelSet, Role
 
 BEFORE = [("projects", "0006_labelclass_plural"), ("annotations", "0001_initial"),
           ("items", "0003_item_table")]
@@ -69,18 +68,6 @@ def test_migration_gives_every_project_one_set_and_keeps_every_label(django_user
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
     executor.migrate(executor.loader.graph.leaf_nodes())
-
-
-@pytest.fixture
-def two_sets(db, make_user, project_factory, add_images):
-    """A project asking garment type (single choice) and colour tags (multi-label)."""
-    lead = make_user("lead")
-    project = project_factory(classes=("shirt", "shoe"), lead=lead, audit_share=0.0)
-    colours = add_set(project, "colour", SetKind.MULTI, ["red", "blue", "green"])
-    items = add_images(project, 6)
-    annotator = make_user("ann")
-    set_member(project, annotator, Role.ANNOTATOR)
-    return project, primary_set(project), colours, items, annotator
 
 
 def _post(client, project, body):
@@ -227,3 +214,61 @@ def test_suggestions_and_grid_per_set(client, two_sets):
     assert confirm.status_code == 200
     row = Annotation.objects.get(item=items[3], label_set=colours)
     assert list(row.tags.values_list("pk", flat=True)) == [blue] and row.label_id is None
+
+
+def _label_three(client, project, types, colours, items, annotator):
+    client.force_login(annotator)
+    answers = [("shirt", ["red", "blue"]), ("shoe", []), ("shoe", ["green"])]
+    for item, (kind, tags) in zip(items, answers, strict=False):
+        r = _post(client, project, {"item": item.pk, "labels": [
+            {"set": types.pk, "label": _cls(types, kind)},
+            {"set": colours.pk, "tags": [_cls(colours, t) for t in tags]}]})
+        assert r.status_code == 201
+
+
+def test_exports_carry_every_set(client, two_sets):
+    import csv
+    import io
+    import zipfile
+
+    project, types, colours, items, annotator = two_sets
+    _label_three(client, project, types, colours, items, annotator)
+    client.force_login(project.memberships.get(role=Role.LEAD).user)
+
+    def get(fmt):
+        r = client.get(reverse("insights:export", args=[project.pk, fmt]))
+        assert r.status_code == 200
+        return b"".join(r.streaming_content)
+
+    rows = list(csv.DictReader(io.StringIO(get("csv").decode())))
+    by_id = {int(r["item_id"]): r for r in rows}
+    assert by_id[items[0].pk]["label"] == "shirt"
+    assert by_id[items[0].pk]["label:colour"] == "blue|red"
+    assert by_id[items[1].pk]["label:colour"] == ""
+    assert by_id[items[2].pk]["label:colour"] == "green"
+
+    data = json.loads(get("json"))
+    assert [s["name"] for s in data["label_sets"]] == ["Class", "colour"]
+    item0 = next(i for i in data["items"] if i["id"] == items[0].pk)
+    assert item0["sets"][0]["label"] == "shirt" and item0["sets"][1]["tags"] == ["blue", "red"]
+    item1 = next(i for i in data["items"] if i["id"] == items[1].pk)
+    assert item1["sets"][1]["tags"] == []  # "no tags" is an answer, unlike unlabelled (None)
+    assert next(i for i in data["items"] if i["id"] == items[4].pk)["sets"][1]["tags"] is None
+
+    names = zipfile.ZipFile(io.BytesIO(get("folders"))).namelist()
+    files = {r["item_id"]: r["file"] for r in rows}
+    f0 = files[str(items[0].pk)]
+    assert {f"Class/shirt/{f0}", f"colour/red/{f0}", f"colour/blue/{f0}"} <= set(names)
+    assert f"colour/green/{files[str(items[2].pk)]}" in names
+
+    coco = json.loads(get("coco"))
+    supers = {c["name"]: c["supercategory"] for c in coco["categories"]}
+    assert supers["red"] == "colour" and supers["shirt"] == "Class"
+    cats = {a["category_id"] for a in coco["annotations"] if a["image_id"] == items[0].pk}
+    assert cats == {_cls(types, "shirt"), _cls(colours, "red"), _cls(colours, "blue")}
+
+    # A removed set is still exported until the lead deletes it.
+    url = reverse("projects:settings", args=[project.pk])
+    client.post(url, {"action": "remove_set", "label_set": colours.pk})
+    rows = list(csv.DictReader(io.StringIO(get("csv").decode())))
+    assert {r["label:colour"] for r in rows} >= {"blue|red", "green"}

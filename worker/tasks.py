@@ -214,8 +214,11 @@ def _current_labels(project) -> tuple[dict[int, int], set[int]]:
     )
     votes: dict[int, list[tuple[int, object, bool]]] = defaultdict(list)
     audit: set[int] = set()
+    from labeler.annotations.current import primary_set_id
+
+    # The primary label set's (the other sets: labeler.annotations.set_labels).
     for item_id, label_id, is_audit, created, annotator in Annotation.objects.filter(
-        item__project=project
+        item__project=project, label_set_id=primary_set_id(project.pk)
     ).values_list("item_id", "label_id", "is_audit", "created_at", "annotator_id"):
         votes[item_id].append((label_id, created, annotator in leads))
         if is_audit:

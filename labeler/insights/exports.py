@@ -39,6 +39,7 @@ from labeler.training.models import ModelVersion
 
 from . import coco, services
 from .export_base import CHUNK, ExportError, Naming, _safe, iter_rows, ready_head, ready_version
+from .set_exports import SetAnswers, tags_of_annotations
 
 FORMATS = {
     "csv": ("text/csv; charset=utf-8", "labels.csv"),
@@ -68,7 +69,8 @@ def _csv_line(values: list) -> bytes:
 def export_csv(project: Project) -> Iterator[bytes]:
     labels, audit = services.current_labels(project)
     naming = Naming(project)
-    yield _csv_line(CSV_COLUMNS)
+    sets = SetAnswers(project)  # "label" is the primary set; a column per other set follows
+    yield _csv_line(CSV_COLUMNS + sets.csv_header())
     lines: list[bytes] = []
     for r in iter_rows(project, labels, audit, naming):
         it = r.item
@@ -78,6 +80,7 @@ def export_csv(project: Project) -> Iterator[bytes]:
             it.annotation_count, int(r.is_audit),
             naming.names.get(it.predicted_class_id, "") if it.predicted_class_id else "",
             "" if it.predicted_confidence is None else f"{it.predicted_confidence:.4f}",
+            *sets.csv_cells(it.pk),
         ]))
         if len(lines) >= 500:
             yield b"".join(lines)
@@ -92,10 +95,13 @@ def _annotations_by_item(project: Project) -> Iterator[tuple[int, list[dict]]]:
         Annotation.objects.filter(item__project=project)
         .order_by("item_id", "created_at")
         .values_list("item_id", "annotator__username", "label_id", "source", "is_audit",
-                     "seconds_spent", "created_at")
+                     "seconds_spent", "created_at", "label_set_id", "pk")
     )
+    tags = tags_of_annotations(project)
     current, batch = None, []
-    for item_id, user, label_id, source, is_audit, seconds, created in qs.iterator(CHUNK):
+    for item_id, user, label_id, source, is_audit, seconds, created, set_id, pk in qs.iterator(
+        CHUNK
+    ):
         if item_id != current:
             if current is not None:
                 yield current, batch
@@ -103,6 +109,7 @@ def _annotations_by_item(project: Project) -> Iterator[tuple[int, list[dict]]]:
         batch.append({
             "annotator": user, "label_id": label_id, "source": source, "is_audit": is_audit,
             "seconds_spent": round(float(seconds or 0.0), 3), "created_at": created.isoformat(),
+            "label_set_id": set_id, **({"tag_ids": tags[pk]} if pk in tags else {}),
         })
     if current is not None:
         yield current, batch
@@ -136,6 +143,9 @@ def export_json(project: Project) -> Iterator[bytes]:
         "classes": classes,
         "model": _version_info(services.latest_version(project)),
     }
+    sets = SetAnswers(project)
+    if sets.several:
+        head["label_sets"] = sets.set_info()
     text = json.dumps(head, ensure_ascii=False)
     yield (text[:-1] + ', "items": [').encode()
     anns = _annotations_by_item(project)
@@ -152,6 +162,8 @@ def export_json(project: Project) -> Iterator[bytes]:
             pending = next(anns, None)
         for a in these:
             a["label"] = naming.names.get(a["label_id"])
+            if "tag_ids" in a:
+                a["tags"] = [naming.names.get(t) for t in a["tag_ids"]]
         obj = {
             "id": it.pk, "file": r.file, "original_name": it.original_name, "sha256": it.sha256,
             "width": it.width, "height": it.height,
@@ -164,6 +176,8 @@ def export_json(project: Project) -> Iterator[bytes]:
                 else round(it.predicted_confidence, 4),
             },
         }
+        if sets.several:
+            obj["sets"] = sets.json_sets(it.pk)
         out.append(("" if first else ",") + json.dumps(obj, ensure_ascii=False))
         first = False
         if len(out) >= 500:
@@ -236,11 +250,18 @@ def export_folders(project: Project) -> Iterator[bytes]:
     naming = Naming(project)
     media = Path(settings.MEDIA_ROOT)
 
+    sets = SetAnswers(project)
+
     def entries() -> Iterator[Entry]:
         for r in iter_rows(project, labels, audit, naming):
+            path = media / r.item.image.name
+            if sets.several:  # <set>/<class>/<file>, every tag's folder in a multi-label set
+                if path.is_file():
+                    for folder in sets.folder_entries(r.item.pk, naming.folders):
+                        yield f"{folder}/{r.file}", path
+                continue
             if not r.label_id:
                 continue
-            path = media / r.item.image.name
             if path.is_file():
                 yield f"{naming.folders[r.label_id]}/{r.file}", path
         yield "labels.csv", export_csv(project)

@@ -1,0 +1,47 @@
+"""The current answer of every item in every label set: the exports' and the per-set heads' labels.
+
+The rule is the one of labeler.annotations.current, per set: a lead's answer is authoritative,
+otherwise the majority over annotators, the latest answer breaking ties. In a multi-label set the
+answer is the whole set of tags (frozenset), so that "no tags" is an answer like any other.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from labeler.projects.models import LabelSet, Membership, Project, Role
+
+from .current import label_of
+from .models import Annotation
+
+Answer = int | frozenset[int]
+
+
+def labels_per_set(
+    project: Project, *, include_removed: bool = True, chunk: int = 5000
+) -> dict[int, dict[int, Answer]]:
+    """Set id -> (item id -> class id, or frozenset of tag ids in a multi-label set)."""
+    sets = LabelSet.objects.filter(project=project)
+    if not include_removed:
+        sets = sets.filter(removed_at__isnull=True)
+    kinds = dict(sets.values_list("pk", "kind"))
+    leads = set(Membership.objects.filter(project=project, role=Role.LEAD)
+                .values_list("user_id", flat=True))
+    multi = [pk for pk, kind in kinds.items() if kind == "multi"]
+    tags: dict[int, set[int]] = defaultdict(set)
+    for annotation_id, tag in Annotation.tags.through.objects.filter(
+        annotation__label_set_id__in=multi
+    ).values_list("annotation_id", "labelclass_id").iterator(chunk):
+        tags[annotation_id].add(tag)
+    votes: dict[int, dict[int, list]] = {pk: defaultdict(list) for pk in kinds}
+    for pk, item_id, set_id, label_id, created, annotator in Annotation.objects.filter(
+        label_set_id__in=list(kinds)
+    ).order_by().values_list(
+        "pk", "item_id", "label_set_id", "label_id", "created_at", "annotator_id"
+    ).iterator(chunk):
+        value = frozenset(tags.get(pk, ())) if set_id in multi else label_id
+        votes[set_id][item_id].append((value, created, annotator in leads))
+    return {
+        set_id: {item_id: label_of(v) for item_id, v in items.items()}
+        for set_id, items in votes.items()
+    }

@@ -9,8 +9,8 @@ from labeler.projects.models import Role, SetKind
 from labeler.projects.services import set_member
 
 
-@pytest.fixture
-def two_sets(db, make_user, project_factory, add_images):
+@pytest.fixture(name="two_sets")
+def two_sets_fixture(db, make_user, project_factory, add_images):
     """A project asking garment type (single choice) and colour tags (multi-label)."""
     lead = make_user("lead")
     project = project_factory(classes=("shirt", "shoe"), lead=lead, audit_share=0.0)

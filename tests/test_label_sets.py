@@ -12,9 +12,10 @@ from django.db.migrations.executor import MigrationExecutor
 from django.urls import reverse
 
 from labeler.annotations.models import Annotation
-from tests.label_set_fixtures import two_sets  # noqa: F401 (a fixture)
 from labeler.items.models import Item, Prediction
 from labeler.projects.models import LabelSet, Role
+
+from .label_set_fixtures import two_sets_fixture  # noqa: F401 (the two_sets fixture)
 
 BEFORE = [("projects", "0006_labelclass_plural"), ("annotations", "0001_initial"),
           ("items", "0003_item_table")]

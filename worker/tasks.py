@@ -220,6 +220,8 @@ def _current_labels(project) -> tuple[dict[int, int], set[int]]:
     for item_id, label_id, is_audit, created, annotator in Annotation.objects.filter(
         item__project=project, label_set_id=primary_set_id(project.pk)
     ).values_list("item_id", "label_id", "is_audit", "created_at", "annotator_id"):
+        if label_id is None:  # a multi-label primary set: its tags are learnt per set
+            continue
         votes[item_id].append((label_id, created, annotator in leads))
         if is_audit:
             audit.add(item_id)
@@ -267,6 +269,7 @@ def _retrain(project) -> dict | None:
     from labeler.projects.models import Project
     from labeler.training.comparison import store_version_files
     from labeler.training.models import ModelVersion, Status
+    from labeler.training.set_training import train_other_sets
     from worker.ml.evaluation import measure_version
     from worker.ml.head import LogisticHead
 
@@ -317,10 +320,17 @@ def _retrain(project) -> dict | None:
         predicted = head.classes_[best]
         confidence = proba[np.arange(len(best)), best]
 
+        # The other label sets: one head each on the same embeddings (their suggestions).
+        set_metrics, set_heads = train_other_sets(
+            project, ids, matrix, row_of, audit_items, lambda h: _predict_in_chunks(h, matrix)
+        )
+        if set_metrics:
+            metrics["sets"] = set_metrics
         head_path = Path(settings.MODELS_ROOT) / str(project.pk) / f"v{number}.joblib"
         head_path.parent.mkdir(parents=True, exist_ok=True)
         joblib.dump(
-            {"head": head, "backbone": project.backbone, "classes": head.classes_.tolist()},
+            {"head": head, "backbone": project.backbone, "classes": head.classes_.tolist(),
+             "sets": set_heads},
             head_path,
         )
         # Evaluation head and out-of-fold predictions beside it; every version compared.

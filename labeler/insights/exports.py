@@ -39,6 +39,7 @@ from labeler.training.models import ModelVersion
 
 from . import coco, services
 from .export_base import CHUNK, ExportError, Naming, _safe, iter_rows, ready_head, ready_version
+from .model_readme import model_readme
 from .set_exports import SetAnswers, tags_of_annotations
 
 FORMATS = {
@@ -328,54 +329,6 @@ def _predictions(project: Project, version: ModelVersion, bundle: dict) -> Itera
         yield flush(batch)
 
 
-README_TEMPLATE = """# {project} — labeler head v{version}
-
-A logistic-regression head trained by labeler on {labels} labels, on top of the frozen
-`{backbone}` backbone. Cross-validated accuracy: {cv}; accuracy on audit items: {audit}.
-
-Files:
-- `head.joblib`: a dict `{{"head": LogisticHead, "backbone": "{backbone}", "classes": [label ids]}}`
-- `classes.json`: label id -> class name
-
-## Inference with the same backbone
-
-Embeddings must come from the same backbone and preprocessing as in training, so use labeler's
-own featurizer (install the labeler repository, e.g. `pip install -e .`; it runs offline):
-
-```python
-import json
-
-import joblib
-import numpy as np
-
-from worker.ml.featurizer import Featurizer
-
-bundle = joblib.load("head.joblib")
-names = json.load(open("classes.json"))          # {{"<label id>": "<class name>"}}
-featurizer = Featurizer(bundle["backbone"])       # "{backbone}"
-paths = ["photo1.jpg", "photo2.jpg"]
-X, errors = featurizer.embed_paths(paths)         # float32 (n, dim); NaN rows = unreadable
-ok = ~np.isnan(X).any(axis=1)
-proba = bundle["head"].predict_proba(X[ok])       # (n_ok, n_classes), columns = bundle["classes"]
-for path, p in zip(np.array(paths)[ok], proba):
-    best = int(p.argmax())
-    print(path, names[str(bundle["classes"][best])], round(float(p[best]), 3))
-```
-"""
-
-
-def model_readme(project: Project, version: ModelVersion) -> str:
-    m = version.metrics or {}
-
-    def pct(x):
-        return "n/a" if x is None else f"{100 * x:.1f} %"
-
-    return README_TEMPLATE.format(
-        project=project.name, version=version.number, labels=version.labels_used,
-        backbone=version.backbone, cv=pct(m.get("cv_accuracy")), audit=pct(m.get("audit_accuracy")),
-    )
-
-
 def export_model(project: Project, version_number: int | None = None) -> Iterator[bytes]:
     version = ready_version(project, version_number)
     path = Path(version.head_file) if version.head_file else None
@@ -387,6 +340,10 @@ def export_model(project: Project, version_number: int | None = None) -> Iterato
         ("classes.json", json.dumps(names, ensure_ascii=False, indent=2).encode()),
         ("README.md", model_readme(project, version).encode()),
     ]
+    sets = SetAnswers(project)
+    if sets.several:  # which head answers which set (the bundle's "sets" hold the others)
+        entries.append(("label_sets.json",
+                        json.dumps(sets.set_info(), ensure_ascii=False, indent=2).encode()))
     return zip_stream(entries)
 
 

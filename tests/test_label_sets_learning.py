@@ -17,6 +17,8 @@ from django.urls import reverse
 
 from labeler.annotations.services import Answer, save_answers
 from labeler.items.models import Prediction
+from labeler.projects.label_sets import add_set
+from labeler.projects.models import SetKind
 from labeler.training.models import ModelVersion
 
 from .label_set_fixtures import two_sets_fixture  # noqa: F401 (the two_sets fixture)
@@ -47,13 +49,20 @@ def test_retrain_learns_every_set_and_the_download_has_every_head(client, two_se
     project, types, colours, _, annotator = two_sets
     items, truth = _world(project, types, colours)
     labelled, held_out = items[:90], items[90:]
+    # A third set, single-choice: "bright" exactly when the red tag is on (learnable too).
+    bright = add_set(project, "bright", SetKind.SINGLE, ["dull", "bright"])
+    dull_id, bright_id = bright.classes.order_by("order").values_list("pk", flat=True)
+    red = colours.classes.get(name="red").pk
     for item in labelled:
         t, tags = truth[item.pk]
-        save_answers(item, [Answer(types.pk, t), Answer(colours.pk, tags=tuple(tags))],
+        save_answers(item, [Answer(types.pk, t), Answer(colours.pk, tags=tuple(tags)),
+                            Answer(bright.pk, bright_id if red in tags else dull_id)],
                      annotator, trigger_retrain=False)
     result = retrain(project)
     sets = result["sets"]
-    assert list(sets) == [str(colours.pk)]
+    assert sorted(sets) == sorted([str(colours.pk), str(bright.pk)])
+    assert sets[str(bright.pk)]["cv_accuracy"] > 0.8
+    assert len(sets[str(bright.pk)]["cv_report"]["matrix"]) == 2
     colour = sets[str(colours.pk)]
     assert colour["kind"] == "multi" and len(colour["f1"]) == 3
     assert colour["map"] > 0.8  # the tags are learnable directions: far above the base rate
@@ -95,3 +104,15 @@ def test_retrain_learns_every_set_and_the_download_has_every_head(client, two_se
     assert head["head"].predict_proba(np.asarray(matrix[:5])).shape == (5, 3)
     assert json.loads(archive.read("label_sets.json"))[1]["kind"] == "multi"
     assert ModelVersion.objects.get(project=project, status="ready").metrics["sets"]
+
+    # The dashboard per set: a selector, per-tag scores and mAP, a confusion matrix.
+    url = reverse("insights:dashboard", args=[project.pk])
+    main = client.get(url).content.decode()
+    assert f'href="{url}?set={colours.pk}"' in main and "Label set:" in main
+    tags_page = client.get(f"{url}?set={colours.pk}").content.decode()
+    assert "Per-tag scores" in tags_page and 'id="kpi-map"' in tags_page
+    assert f"{sets[str(colours.pk)]['map']:.3f}" in tags_page
+    single = client.get(f"{url}?set={bright.pk}").content.decode()
+    assert "Confusion matrix" in single and 'id="prf-table"' in single
+    assert client.get(f"{url}?set=999999").status_code == 400
+    assert client.get(f"{url}?set=abc").status_code == 400

@@ -84,11 +84,13 @@ def class_distribution(project: Project, labels: dict[int, int]) -> list[dict]:
     ]
 
 
-def evaluation(project: Project, version: ModelVersion | None) -> dict | None:
-    """Confusion matrices and per-class scores of a version, with class names; None if absent."""
+def evaluation(project: Project, version: ModelVersion | None,
+               metrics: dict | None = None) -> dict | None:
+    """Confusion matrices and per-class scores of a version, with class names; None if absent.
+    ``metrics``: another label set's metrics of the version (labeler.insights.set_views)."""
     if version is None:
         return None
-    m = version.metrics or {}
+    m = metrics if metrics is not None else (version.metrics or {})
     class_ids = m.get("eval_classes")
     if not class_ids or not m.get("cv_report"):
         return None

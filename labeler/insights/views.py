@@ -27,7 +27,7 @@ from labeler.projects.models import LabelClass
 from labeler.request_input import clean_json, json_errors
 from labeler.training.checks import check_context
 
-from . import curves, exports, maps, neighbours, services, thumbs
+from . import curves, exports, maps, neighbours, services, set_views, thumbs
 
 
 def _export_links(project) -> list[dict]:
@@ -47,6 +47,12 @@ def _export_links(project) -> list[dict]:
 
 def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
     project = get_project_for(request.user, project_id, lead=True)
+    try:
+        label_set = set_views.chosen_set(request, project)
+    except ValueError as exc:
+        return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
+    if label_set is not None:
+        return set_views.set_dashboard(request, project, label_set)
     labels, audit = services.current_labels(project)
     version = services.latest_version(project)
     curve = curves.learning_curve(project)
@@ -81,6 +87,7 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
         "exports": _export_links(project),
         "readme": exports.model_readme(project, version) if version else None,
         "chart_data": chart_data,
+        "sets_nav": set_views.set_nav(project, None),
         **check_context(project),
         "check_next": "dashboard",
     }

@@ -44,9 +44,12 @@ class TagHeads:
             if y.min() == y.max():
                 self.heads_.append(float(y[0]))
                 continue
+            # Cross-validating C needs the rarer side in every fold: with fewer positives (or
+            # negatives) than folds, the head keeps its default C.
+            rarer = int(min(y.sum(), len(y) - y.sum()))
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", category=UserWarning)
-                head = LogisticHead(cv=self.cv).fit(X, y)
+                head = LogisticHead(cv=self.cv if rarer >= self.cv else 1).fit(X, y)
             head.cv_proba_ = None  # not needed once fitted, and it would be stored
             self.heads_.append(head)
         return self

@@ -61,7 +61,8 @@ def add_class(
     project: Project, name: str, *, order: int | None = None, label_set: LabelSet | None = None
 ) -> LabelClass:
     """A class (a tag, in a multi-label set) of `label_set` (default: the first set). Its hotkey
-    is the first one no class of the project uses yet, so keys answer sets without ambiguity."""
+    is the first one no class of the project uses yet (digits first in the first set, letters
+    first in the others), so that a key answers one set without ambiguity."""
     from .label_sets import primary_set
 
     label_set = label_set or primary_set(project)
@@ -74,7 +75,10 @@ def add_class(
     if order is None:
         order = len(existing)
     used = {c.hotkey for c in in_project}
-    hotkey = next((k for k in HOTKEY_ORDER if k not in used), "")
+    # Digits answer the first set, letters the next ones (then whatever is left).
+    later = LabelSet.objects.filter(project=project, order__lt=label_set.order).exists()
+    keys = HOTKEY_ORDER[10:] + HOTKEY_ORDER[:10] if later else HOTKEY_ORDER
+    hotkey = next((k for k in keys if k not in used), "")
     color = CLASS_COLORS[len(existing) % len(CLASS_COLORS)]
     label = LabelClass(project=project, label_set=label_set, name=name, order=order,
                        hotkey=hotkey, color=color)

@@ -45,10 +45,18 @@ def train_other_sets(
         item_ids = np.array(sorted(given), dtype=np.int64)
         X = np.asarray(matrix[np.array([row_of[int(i)] for i in item_ids])], dtype=np.float32)
         classes = list(label_set.classes.values_list("pk", flat=True))
-        result = learn_set(
-            label_set.kind, classes, X, [given[int(i)] for i in item_ids], item_ids,
-            np.array([int(i) in audit_items for i in item_ids]), ids, predict_all,
-        )
+        try:
+            result = learn_set(
+                label_set.kind, classes, X, [given[int(i)] for i in item_ids], item_ids,
+                np.array([int(i) in audit_items for i in item_ids]), ids, predict_all,
+            )
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            # One set's failure (too few labels of a kind) leaves the others and the primary
+            # head standing; the dashboard shows why.
+            logger.warning("retrain project=%s set %s failed: %s", project.pk, label_set, exc)
+            metrics[str(label_set.pk)] = {"name": label_set.name, "kind": label_set.kind,
+                                          "error": f"{type(exc).__name__}: {exc}"}
+            continue
         _store(label_set.pk, result.rows)
         metrics[str(label_set.pk)] = {"name": label_set.name, **result.metrics}
         heads[str(label_set.pk)] = {"name": label_set.name, **result.head}

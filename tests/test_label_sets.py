@@ -273,3 +273,30 @@ def test_exports_carry_every_set(client, two_sets):
     client.post(url, {"action": "remove_set", "label_set": colours.pk})
     rows = list(csv.DictReader(io.StringIO(get("csv").decode())))
     assert {r["label:colour"] for r in rows} >= {"blue|red", "green"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_make_run_demo_has_a_project_with_several_label_sets():
+    from django.core.management import call_command
+
+    from labeler.projects.demo_multitask import NAME, multitask_dataset
+
+    if not (multitask_dataset() / "labels.csv").is_file():
+        pytest.skip(f"multi-task photos not found at {multitask_dataset()} (../shared is absent)")
+    call_command("setup_demo", "--create-admin", "--limit", "5")
+    from labeler.projects.models import Project
+
+    project = Project.objects.get(name=NAME)
+    sets = list(project.label_sets.all())
+    assert [(s.name, s.kind) for s in sets] == [
+        ("type", "single"), ("colour", "single"), ("season", "single"), ("usage", "single"),
+        ("tags", "multi")]
+    assert project.items.count() == 5 and not Annotation.objects.exists()
+    # Keys: digits answer the first set; every class of a set has its own key.
+    first = sets[0].classes.order_by("order").values_list("hotkey", flat=True)
+    assert first[0] == "1"
+    for s in sets:
+        keys = [k for k in s.classes.values_list("hotkey", flat=True)]
+        assert all(keys) and len(set(keys)) == len(keys)
+    call_command("setup_demo", "--limit", "5")  # idempotent
+    assert project.items.count() == 5

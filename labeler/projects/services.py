@@ -78,7 +78,10 @@ def add_class(
     # Digits answer the first set, letters the next ones (then whatever is left).
     later = LabelSet.objects.filter(project=project, order__lt=label_set.order).exists()
     keys = HOTKEY_ORDER[10:] + HOTKEY_ORDER[:10] if later else HOTKEY_ORDER
-    hotkey = next((k for k in keys if k not in used), "")
+    in_set = {c.hotkey for c in existing}
+    # Every key taken: one the set has not (the set in focus wins a shared key).
+    hotkey = next((k for k in keys if k not in used), "") or next(
+        (k for k in keys if k not in in_set), "")
     color = CLASS_COLORS[len(existing) % len(CLASS_COLORS)]
     label = LabelClass(project=project, label_set=label_set, name=name, order=order,
                        hotkey=hotkey, color=color)

@@ -300,3 +300,16 @@ def test_make_run_demo_has_a_project_with_several_label_sets():
         assert all(keys) and len(set(keys)) == len(keys)
     call_command("setup_demo", "--limit", "5")  # idempotent
     assert project.items.count() == 5
+
+
+def test_item_inspector_shows_every_set_and_tags_need_labels(client, two_sets):
+    project, types, colours, items, annotator = two_sets
+    _label_three(client, project, types, colours, items, annotator)
+    # A tag is not a "label": the one-class API refuses it (tags go with "labels").
+    r = _post(client, project, {"item": items[3].pk, "label": _cls(colours, "red")})
+    assert r.status_code == 404
+    client.force_login(project.memberships.get(role=Role.LEAD).user)
+    page = client.get(reverse("insights:item", args=[project.pk, items[0].pk])).content.decode()
+    assert 'id="item-sets"' in page and "blue, red" in page and "colour: " in page
+    page = client.get(reverse("insights:item", args=[project.pk, items[1].pk])).content.decode()
+    assert "no tags" in page

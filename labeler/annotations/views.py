@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 from labeler.items.models import Item, Prediction
 from labeler.projects.access import get_project_for
 from labeler.projects.label_sets import active_sets, primary_set
-from labeler.projects.models import LabelClass, LabelSet, Project
+from labeler.projects.models import LabelClass, LabelSet, Project, SetKind
 from labeler.request_input import ID_MAX, clean, clean_json, json_errors
 
 from .answers import resolve_answers
@@ -76,8 +76,8 @@ def item_and_label(project: Project, item_id: int, label_id: int) -> tuple[Item,
             f" FROM {Item._meta.db_table} i, {LabelClass._meta.db_table} c,"
             f" {LabelSet._meta.db_table} s WHERE i.id = %s AND i.project_id = %s"
             " AND c.id = %s AND c.project_id = %s AND s.id = c.label_set_id"
-            " AND s.removed_at IS NULL",
-            [item_id, project.pk, label_id, project.pk],
+            " AND s.removed_at IS NULL AND s.kind = %s",  # tags are answered with "labels"
+            [item_id, project.pk, label_id, project.pk, SetKind.SINGLE],
         )
         row = cursor.fetchone()
     if row is None:

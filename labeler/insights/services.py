@@ -15,6 +15,7 @@ from django.db.models import Count
 
 from labeler.annotations.models import Annotation, Source
 from labeler.items.models import Item
+from labeler.projects.label_sets import primary_set
 from labeler.projects.models import LabelClass, Project
 from labeler.training.models import ModelVersion, Status
 
@@ -334,7 +335,8 @@ def item_details(project: Project, item: Item) -> dict:
     """Annotations, current label and the latest head's probabilities for one item."""
     labels, audit = current_labels(project)
     annotations = list(
-        Annotation.objects.filter(item=item).select_related("annotator", "label")
+        Annotation.objects.filter(item=item).select_related("annotator", "label", "label_set")
+        .prefetch_related("tags")
         .order_by("created_at")
     )
     classes = classes_of(project)
@@ -355,8 +357,22 @@ def item_details(project: Project, item: Item) -> dict:
                      for cid, pv in zip(bundle["classes"], p, strict=True) if int(cid) in by_id),
                     key=lambda r: -r["p"],
                 )
+    sets = []
+    if project.label_sets.count() > 1:  # every set's current answer (the item inspector)
+        from .set_exports import SetAnswers
+
+        answers = SetAnswers(project)
+        sets = [{"name": e["set"], "kind": e["kind"], "removed": e["removed"],
+                 "answer": ", ".join(e["tags"]) if e["kind"] == "multi" and e["tags"] is not None
+                 else (e.get("label") or ("no tags" if e["kind"] == "multi" and e["tags"] == []
+                                           else None))}
+                for e in answers.json_sets(item.pk)]
+        primary = {c.pk for c in primary_set(project).classes.all()} if primary_set(project) \
+            else set()
+        classes = [c for c in classes if c.pk in primary]  # relabel: the primary set
     return {
         "annotations": annotations,
+        "sets": sets,
         "current": by_id.get(labels.get(item.pk)),
         "is_audit": item.pk in audit,
         "proba": proba,

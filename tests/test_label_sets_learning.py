@@ -116,3 +116,33 @@ def test_retrain_learns_every_set_and_the_download_has_every_head(client, two_se
     assert "Confusion matrix" in single and 'id="prf-table"' in single
     assert client.get(f"{url}?set=999999").status_code == 400
     assert client.get(f"{url}?set=abc").status_code == 400
+
+
+def test_map_per_label_set(client, two_sets):
+    from labeler.insights import maps
+
+    project, types, colours, _, annotator = two_sets
+    items, truth = _world(project, types, colours, n=40)
+    for item in items[:20]:
+        t, tags = truth[item.pk]
+        save_answers(item, [Answer(types.pk, t), Answer(colours.pk, tags=tuple(tags))],
+                     annotator, trigger_retrain=False)
+    retrain(project)
+    maps.compute_map(project, method="pca")
+    client.force_login(project.memberships.get(role="lead").user)
+    url = reverse("insights:map_data", args=[project.pk])
+    data = client.get(f"{url}?set={colours.pk}").json()
+    assert data["label_set"] == "colour" and [c["name"] for c in data["classes"]] == [
+        "red", "blue", "green"]
+    import base64
+
+    labels = np.frombuffer(base64.b64decode(data["label"]), dtype=np.uint8)
+    ids = np.frombuffer(base64.b64decode(data["ids"]), dtype=np.int32)
+    by_id = dict(zip(ids.tolist(), labels.tolist(), strict=True))
+    tag_ids = list(colours.classes.values_list("pk", flat=True))
+    for item in items[:20]:
+        tags = truth[item.pk][1]
+        assert by_id[item.pk] == (tag_ids.index(min(tags)) if tags else 255)
+    assert client.get(f"{url}?set=x").status_code == 400
+    page = client.get(reverse("insights:map", args=[project.pk]) + f"?set={colours.pk}")
+    assert f"?set={colours.pk}" in page.content.decode()

@@ -171,8 +171,11 @@ def disagreements(project: Project, labels: dict[int, int]) -> dict | None:
     return {"item": items, "predicted": oof["predicted"], "disagree": disagree, "source": source}
 
 
-def map_payload(project: Project) -> dict:
-    """JSON for the map page: status, classes, and the encoded arrays when a map exists."""
+def map_payload(project: Project, label_set=None) -> dict:
+    """JSON for the map page: status, classes, and the encoded arrays when a map exists.
+
+    ``label_set``: a set other than the primary one colours the points by its own labels and
+    predictions (labeler.insights.set_views; a multi-label point shows its first tag)."""
     store_ids = services.store_of(project).ids()
     current_fp = fingerprint(store_ids)
     data = read_map(project)
@@ -183,7 +186,8 @@ def map_payload(project: Project) -> dict:
         if data is None and not queued:
             # No worker reachable: a linear map now is better than none.
             data = compute_map(project, method="pca")
-    classes = services.classes_of(project)
+    classes = services.classes_of(project) if label_set is None else list(
+        label_set.classes.all())
     payload: dict = {
         "status": "ready" if not stale else ("computing" if queued else "stale"),
         "classes": [{"id": c.pk, "name": c.name, "color": c.color} for c in classes],
@@ -197,6 +201,8 @@ def map_payload(project: Project) -> dict:
     ids, xy = data["ids"], data["xy"]
     n = len(ids)
     col = {c.pk: j for j, c in enumerate(classes)}
+    if label_set is not None:
+        return _set_arrays(project, label_set, payload, data, col)
     labels, _ = services.current_labels(project)
     label_idx = np.full(n, NONE, dtype=np.uint8)
     pred_idx = np.full(n, NONE, dtype=np.uint8)
@@ -225,6 +231,13 @@ def map_payload(project: Project) -> dict:
                 disagree[p] = flag
     payload["oof_source"] = found["source"] if found is not None else None
     payload["disagree_n"] = int(disagree.sum())
+    return _finish(payload, data, label_idx, pred_idx, conf, oof_idx, disagree)
+
+
+def _finish(payload, data, label_idx, pred_idx, conf, oof_idx, disagree) -> dict:
+    """The positions, quantised to 16 bits, and every array base64-encoded."""
+    ids, xy = data["ids"], data["xy"]
+    n = len(ids)
     lo = xy.min(axis=0) if n else np.zeros(2)
     hi = xy.max(axis=0) if n else np.ones(2)
     span = np.where(hi - lo > 0, hi - lo, 1.0)
@@ -243,3 +256,31 @@ def map_payload(project: Project) -> dict:
         disagree=_b64(disagree),
     )
     return payload
+
+
+def _set_arrays(project: Project, label_set, payload: dict, data: dict, col: dict) -> dict:
+    """Another label set's labels and predictions on the same map (no out-of-fold layer)."""
+    from labeler.annotations.set_labels import labels_per_set
+    from labeler.items.models import Prediction
+
+    ids = data["ids"]
+    n = len(ids)
+    pos_of = {int(i): p for p, i in enumerate(ids.tolist())}
+    label_idx = np.full(n, NONE, dtype=np.uint8)
+    pred_idx = np.full(n, NONE, dtype=np.uint8)
+    conf = np.zeros(n, dtype=np.uint8)
+    for item_id, value in labels_per_set(project).get(label_set.pk, {}).items():
+        first = min(value, default=None) if label_set.multi else value
+        p = pos_of.get(item_id)
+        if p is not None and first in col and col[first] < NONE:
+            label_idx[p] = col[first]
+    for item_id, pred, c in Prediction.objects.filter(
+        label_set=label_set, label__isnull=False
+    ).order_by("confidence").values_list("item_id", "label_id", "confidence").iterator(5000):
+        p = pos_of.get(item_id)  # the most confident tag is written last
+        if p is not None and pred in col and col[pred] < NONE:
+            pred_idx[p] = col[pred]
+            conf[p] = int(round(255 * min(max(float(c), 0.0), 1.0)))
+    payload.update(oof_source=None, disagree_n=0, label_set=label_set.name)
+    return _finish(payload, data, label_idx, pred_idx, conf, np.full(n, NONE, dtype=np.uint8),
+                   np.zeros(n, dtype=np.uint8))

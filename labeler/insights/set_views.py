@@ -34,13 +34,13 @@ def chosen_set(request: HttpRequest, project: Project) -> LabelSet | None:
     return None if primary is not None and primary.pk == label_set.pk else label_set
 
 
-def set_nav(project: Project, current: LabelSet | None) -> list[dict]:
-    """Links to every set's dashboard; empty for a project with one set."""
+def set_nav(project: Project, current: LabelSet | None, url: str = "") -> list[dict]:
+    """Links to every set's page (the dashboard, or `url`); empty for a project with one set."""
     sets = list(project.label_sets.filter(removed_at__isnull=True))
     if len(sets) < 2:
         return []
     primary = primary_set(project)
-    url = reverse("insights:dashboard", args=[project.pk])
+    url = url or reverse("insights:dashboard", args=[project.pk])
     return [{"name": s.name, "kind": s.kind,
              "url": url if primary and s.pk == primary.pk else f"{url}?set={s.pk}",
              "active": (current.pk if current else primary.pk if primary else None) == s.pk}

@@ -118,19 +118,30 @@ def label_errors(request: HttpRequest, project_id: int) -> HttpResponse:
 
 def embedding_map(request: HttpRequest, project_id: int) -> HttpResponse:
     project = get_project_for(request.user, project_id, lead=True)
+    try:
+        label_set = set_views.chosen_set(request, project)
+    except ValueError as exc:
+        return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
+    data_url = reverse("insights:map_data", args=[project.pk])
     config = {
-        "dataUrl": reverse("insights:map_data", args=[project.pk]),
+        "dataUrl": data_url + (f"?set={label_set.pk}" if label_set else ""),
         "thumbUrl": reverse("insights:thumb", args=[0]).replace("/0/", "/{id}/"),
         "itemUrl": reverse("insights:item", args=[project.pk, 0]).replace("/0/", "/{id}/"),
     }
-    context = {"tab": "map", "project": project, "config": config}
+    context = {"tab": "map", "project": project, "config": config,
+               "sets_nav": set_views.set_nav(project, label_set,
+                                             reverse("insights:map", args=[project.pk]))}
     return render(request, "insights/map.html", context)
 
 
 @require_GET
 def map_data(request: HttpRequest, project_id: int) -> JsonResponse:
     project = get_project_for(request.user, project_id, lead=True)
-    return JsonResponse(maps.map_payload(project))
+    try:
+        label_set = set_views.chosen_set(request, project)
+    except ValueError as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    return JsonResponse(maps.map_payload(project, label_set))
 
 
 def item_detail(request: HttpRequest, project_id: int, item_id: int) -> HttpResponse:

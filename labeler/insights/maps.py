@@ -198,7 +198,7 @@ def map_payload(project: Project, label_set=None) -> dict:
         payload["status"] = "computing" if queued else "empty"
         payload["n"] = 0
         return payload
-    ids, xy = data["ids"], data["xy"]
+    ids = data["ids"]
     n = len(ids)
     col = {c.pk: j for j, c in enumerate(classes)}
     if label_set is not None:

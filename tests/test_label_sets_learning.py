@@ -117,6 +117,16 @@ def test_retrain_learns_every_set_and_the_download_has_every_head(client, two_se
     assert client.get(f"{url}?set=999999").status_code == 400
     assert client.get(f"{url}?set=abc").status_code == 400
 
+    # Label errors of another single-choice set: its own head's, relabelled in its own set.
+    errors = reverse("insights:label_errors", args=[project.pk])
+    page = client.get(f"{errors}?set={bright.pk}&all=1")
+    assert page.status_code == 200 and f"set={bright.pk}" in page.content.decode()
+    assert client.get(f"{errors}?set={colours.pk}").status_code == 400
+    target = labelled[0]
+    relabel = client.post(reverse("insights:relabel", args=[project.pk, target.pk]),
+                          data=json.dumps({"label": dull_id}), content_type="application/json")
+    assert relabel.status_code == 201 and relabel.json()["current"] == dull_id  # a lead's label
+
 
 def test_map_per_label_set(client, two_sets):
     from labeler.insights import maps

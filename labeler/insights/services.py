@@ -273,19 +273,29 @@ def compute_evaluation(project: Project, *, with_oof: bool = False) -> dict | No
                            with_oof=with_oof)
 
 
-def label_issues(project: Project, *, include_reviewed: bool = False) -> dict:
+def label_issues(project: Project, *, include_reviewed: bool = False, label_set=None) -> dict:
     """Likely label errors of the latest version (or computed now when it stored none).
 
     Each issue says what the label was when it was flagged and what it is now; items a lead
     labelled after the evaluation (a relabel or a "keep") count as reviewed and are hidden
-    unless ``include_reviewed``.
+    unless ``include_reviewed``. ``label_set``: another single-choice set than the primary one
+    (its head's issues, stored with the version; never computed on demand).
     """
     version = latest_version(project)
     metrics = (version.metrics or {}) if version else {}
+    if label_set is not None:
+        from labeler.annotations.set_labels import labels_per_set
+
+        metrics = (metrics.get("sets") or {}).get(str(label_set.pk)) or {}
+        labels = labels_per_set(project).get(label_set.pk, {})
+    else:
+        labels, _ = current_labels(project)
     source = "version"
     result = metrics if "label_issues" in metrics else None
     evaluated_at = version.finished_at if version else None
-    labels, _ = current_labels(project)
+    if result is None and label_set is not None:
+        return {"version": version, "issues": [], "flagged": 0, "source": "missing",
+                "evaluated_at": None}
     if result is None:
         if len(labels) > MAX_LABELS_ON_DEMAND:
             return {"version": version, "issues": [], "flagged": 0, "source": "missing",
@@ -294,7 +304,8 @@ def label_issues(project: Project, *, include_reviewed: bool = False) -> dict:
         source = "computed"
         evaluated_at = None
     raw = result.get("label_issues", [])
-    classes = {c.pk: c for c in classes_of(project)}
+    classes = {c.pk: c for c in (classes_of(project) if label_set is None
+                                 else label_set.classes.all())}
     item_ids = [r["item"] for r in raw]
     items = Item.objects.in_bulk(item_ids)
     reviewed = reviewed_since(project, item_ids, evaluated_at)

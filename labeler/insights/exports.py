@@ -16,6 +16,11 @@ Formats:
     predictions  CSV with the latest head's probability for every class, for every item
     model        a zip: head.joblib (the current head), classes.json and README.md (inference)
 
+Several label sets (labeler.insights.set_exports): CSV gets a ``label:<set>`` column per set
+beyond the primary one (tags joined by ``|``), JSON a nested ``sets`` list per item, folders a
+``<set>/<class>/`` tree, COCO every set's classes (the set as supercategory); ``predictions`` is
+the primary head's, and ``model`` carries every set's head.
+
 "The label" of an item is the retrain's own definition: the majority over annotators, the
 latest label winning ties (worker.tasks._current_labels).
 """
@@ -34,6 +39,7 @@ from django.conf import settings
 from labeler.annotations.models import Annotation
 from labeler.csv_safety import csv_line
 from labeler.items.models import Item
+from labeler.projects.label_sets import primary_set
 from labeler.projects.models import Project
 from labeler.training.models import ModelVersion
 
@@ -282,7 +288,8 @@ def export_predictions(project: Project, version_number: int | None = None) -> I
 def _predictions(project: Project, version: ModelVersion, bundle: dict) -> Iterator[bytes]:
     head = bundle["head"]
     head_classes = [int(c) for c in bundle["classes"]]
-    classes = list(project.classes.all())
+    primary = primary_set(project)  # the main head's set (other sets: bundle["sets"])
+    classes = list(project.classes.filter(label_set=primary))
     col_of = {cid: j for j, cid in enumerate(head_classes)}
     names = {c.pk: c.name for c in classes}
     labels, _ = services.current_labels(project)

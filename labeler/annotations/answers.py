@@ -33,17 +33,18 @@ def resolve_answers(
         if row is None:
             return None
         params: list = [project.pk]
-        sql = (f"SELECT 's', id, kind FROM {LabelSet._meta.db_table}"
+        # Sets and classes in one round trip; each column keeps one type (PostgreSQL's UNION).
+        sql = (f"SELECT 's', id, kind, CAST(NULL AS BIGINT) FROM {LabelSet._meta.db_table}"
                " WHERE project_id = %s AND removed_at IS NULL")
         if class_ids:
             marks = ", ".join(["%s"] * len(class_ids))
-            sql += (f" UNION ALL SELECT 'c', id, label_set_id FROM {LabelClass._meta.db_table}"
-                    f" WHERE project_id = %s AND id IN ({marks})")
+            sql += (f" UNION ALL SELECT 'c', id, CAST(NULL AS VARCHAR(8)), label_set_id"
+                    f" FROM {LabelClass._meta.db_table} WHERE project_id = %s AND id IN ({marks})")
             params += [project.pk, *class_ids]
         cursor.execute(sql, params)
         found = cursor.fetchall()
-    kinds = {pk: kind for tag, pk, kind in found if tag == "s"}
-    set_of = {pk: int(set_id) for tag, pk, set_id in found if tag == "c"}
+    kinds = {pk: kind for tag, pk, kind, _ in found if tag == "s"}
+    set_of = {pk: int(set_id) for tag, pk, _, set_id in found if tag == "c"}
     answers = []
     for set_id, label, tags in raw:
         if set_id not in kinds:

@@ -91,7 +91,20 @@ def test_two_sets_by_keyboard_suggestions_after_retrain_and_export(
             "id => document.querySelector('#current-image').dataset.itemId !== String(id)",
             arg=item_id)
         labelled.append(item_id)
+    # Undo: the last image comes back with both answers shown; change the type, Enter saves.
+    last = labelled[-1]
+    page.keyboard.press("z")
+    page.wait_for_function(
+        "id => document.querySelector('#current-image').dataset.itemId === String(id)", arg=last)
+    assert page.locator(".class-button.chosen").count() == 2
+    other = next(t for t in TYPES if t != truth[last]["type"])
+    page.keyboard.press(type_key[other])
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "id => document.querySelector('#current-image').dataset.itemId !== String(id)", arg=last)
     settle(page, lambda: page.locator("#save-status").inner_text() == "all saved", "saves")
+    assert Annotation.objects.get(item_id=last, label_set=types).label.name == other
+    truth[last] = {**truth[last], "type": other}
     for item_id in labelled:
         rows = {a.label_set_id: a for a in Annotation.objects.filter(item_id=item_id)}
         assert rows[types.pk].label.name == truth[item_id]["type"]

@@ -107,7 +107,7 @@ def main() -> int:
     from labeler.insights import browse, neighbours
     from labeler.items.models import Item
     from labeler.projects.services import create_project
-    from worker.tasks import store_for
+    from labeler.training.stores import store_for
 
     call_command("migrate", verbosity=0)
     User = get_user_model()

@@ -49,7 +49,7 @@ def main() -> int:
     from labeler.insights import maps
     from labeler.items.models import Item
     from labeler.projects.services import create_project
-    from worker.tasks import store_for
+    from labeler.training.stores import store_for
 
     results: dict = {"items": args.items}
     call_command("migrate", verbosity=0)

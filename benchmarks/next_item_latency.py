@@ -61,9 +61,11 @@ WORKER_NICE = os.environ.get("LABELER_WORKER_NICE", "10")
 RETRAIN_LOOP = """
 import sys, django
 django.setup()
-from worker.tasks import retrain_project
+from labeler.projects.models import Project
+from labeler.training.retrain import retrain_now
+project = Project.objects.get(pk=int(sys.argv[1]))
 while True:
-    retrain_project(int(sys.argv[1]))
+    retrain_now(project)
 """
 
 
@@ -97,7 +99,8 @@ def fill(n_items: int, n_annotators: int, dim: int, n_sets: int = 1) -> dict:
     from labeler.items.models import Item
     from labeler.projects.models import Role
     from labeler.projects.services import create_project, set_member
-    from worker.tasks import _retrain, store_for
+    from labeler.training.retrain import retrain_now
+    from labeler.training.stores import store_for
 
     call_command("migrate", verbosity=0)
     User = get_user_model()
@@ -133,7 +136,7 @@ def fill(n_items: int, n_annotators: int, dim: int, n_sets: int = 1) -> dict:
         save_annotation(items[pk], project.classes.get(pk=label_ids[truth[k]]), lead,
                         trigger_retrain=False)
     t = time.monotonic()
-    result = _retrain(project)
+    result = retrain_now(project)
     log(f"model v{result['version']} trained and pool ranked in {time.monotonic() - t:.1f}s")
     sessions = []
     for i in range(n_annotators):

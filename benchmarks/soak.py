@@ -123,9 +123,9 @@ def start_stack(data: Path, redis_port: int, web_port: int, workers: int,
     parts = [
         f"redis=exec {redis} --port {redis_port} --bind 127.0.0.1 --dir {data} --save 60 1"
         " --appendonly no --daemonize no",
-        f"worker={py} manage.py resume_work; exec nice -n 10 {py} -m celery -A worker.celery_app"
-        " worker -l info --concurrency 2 -Q labeler",
-        f"beat=exec {py} -m celery -A worker.celery_app beat -l warning"
+        f"worker={py} manage.py resume_work; exec nice -n 10 {py} -m celery -A labeler"
+        " worker -l info --concurrency 2 -Q web,gpu",
+        f"beat=exec {py} -m celery -A labeler beat -l warning"
         f" --schedule {data / 'celerybeat-schedule'}",
         f"web=exec {py} -m gunicorn labeler.wsgi -b 127.0.0.1:{web_port} --workers {workers}"
         " --threads 2 --log-level warning",
@@ -180,14 +180,15 @@ def drain(project_id: int, deadline: float) -> bool:
     """Wait for the embedding to finish and a model on every label; True if it did in time."""
     from labeler.items.models import Item
     from labeler.projects.models import Project
-    from labeler.training.models import ModelVersion
+    from labeler.training.models import Job, ModelVersion
 
     while time.monotonic() < deadline:
         p = Project.objects.get(pk=project_id)
         labeled = Item.objects.filter(project=p, annotation_count__gt=0).count()
-        model = ModelVersion.objects.filter(project=p, status="ready").order_by("-number").first()
-        if (p.embed_requested_at is None and p.retrain_requested_at is None and p.embed_status
-                in ("done", "idle") and model is not None and model.labels_used >= labeled):
+        model = ModelVersion.objects.latest_ready(p)
+        busy = Job.objects.filter(project=p, kind__in=["embed", "retrain"],
+                                  status__in=Job.ACTIVE).exists()
+        if not busy and model is not None and model.labels_used >= labeled:
             return True
         time.sleep(2)
     return False
@@ -269,7 +270,7 @@ def main() -> None:
 
     from labeler.annotations.models import Annotation
     from labeler.items.models import Item
-    from worker.tasks import store_for
+    from labeler.training.stores import store_for
 
     acked = [cid for c in clients for cid in c.saved]
     stored = set()

@@ -123,8 +123,20 @@ WHITENOISE_USE_FINDERS = True
 # Uploaded images live here; they are served only through a login-checked view, never directly.
 MEDIA_ROOT = Path(os.environ.get("LABELER_MEDIA_ROOT", DATA_DIR / "media"))
 MEDIA_URL = "/media/"
-EMBEDDINGS_ROOT = Path(os.environ.get("LABELER_EMBEDDINGS_ROOT", DATA_DIR / "embeddings"))
-MODELS_ROOT = Path(os.environ.get("LABELER_MODELS_ROOT", DATA_DIR / "models"))
+# Storage shared with the GPU workers (worker.storage): embeddings, heads, results files, maps.
+# A local folder by default; an fsspec URL (s3://bucket/prefix with s3fs installed) puts it on an
+# object store, by settings only. Workers get full locations in their task messages.
+LABELER_STORAGE_URL = os.environ.get("LABELER_STORAGE_URL", "") or str(DATA_DIR)
+
+
+def _in_storage(variable: str, name: str) -> Path | str:
+    value = os.environ.get(variable) or f"{LABELER_STORAGE_URL.rstrip('/')}/{name}"
+    return value if "://" in value else Path(value)
+
+
+EMBEDDINGS_ROOT = _in_storage("LABELER_EMBEDDINGS_ROOT", "embeddings")
+MODELS_ROOT = _in_storage("LABELER_MODELS_ROOT", "models")
+RESULTS_ROOT = _in_storage("LABELER_RESULTS_ROOT", "results")
 
 # Upload limits: validated on the server for every file and archive.
 LABELER_MAX_UPLOAD_BYTES = env_int("LABELER_MAX_UPLOAD_BYTES", 512 * 1024 * 1024)
@@ -136,7 +148,8 @@ DATA_UPLOAD_MAX_NUMBER_FILES = env_int("LABELER_MAX_FILES_PER_UPLOAD", 1000)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 LABELER_EMBED_BATCH_SIZE = env_int("LABELER_EMBED_BATCH_SIZE", 0)  # 0 = featurizer's default
-# Items embedded per task run; the task re-enqueues itself until done (resumable backfill).
+# Items per embedding task: the web side cuts the project into chunks by id (a cursor), one GPU
+# task each (resumable backfill: a lost worker costs one chunk).
 LABELER_EMBED_CHUNK = env_int("LABELER_EMBED_CHUNK", 1024)
 LABELER_QUERY_POOL_SIZE = env_int("LABELER_QUERY_POOL_SIZE", 300)
 # Custom backbone weights: a lead may pick only checkpoint files inside this folder (empty: no
@@ -144,13 +157,16 @@ LABELER_QUERY_POOL_SIZE = env_int("LABELER_QUERY_POOL_SIZE", 300)
 LABELER_WEIGHTS_DIR = os.environ.get("LABELER_WEIGHTS_DIR", "")
 # Background work that could not be queued, or whose worker died, is queued again by a periodic
 # sweep (labeler.training.sweep, scheduled by `celery beat`): the catch-up delay after the broker
-# returns is about one interval plus Celery's reconnect. A guard older than ORPHAN seconds that
-# no live worker holds while the queue is empty is an orphan (lost message, dead worker); an
-# embedding silent for EMBED_STALE seconds, or a retrain requested RETRAIN_GUARD seconds ago and
-# not finished, is presumed dead in any case.
+# returns is about one interval plus Celery's reconnect. A job silent for ORPHAN seconds that no
+# live worker holds while the queues are empty is an orphan (lost message, dead worker); a job
+# silent for JOB_STALE seconds is presumed dead in any case.
 LABELER_SWEEP_SECONDS = env_int("LABELER_SWEEP_SECONDS", 30)
-LABELER_EMBED_STALE_SECONDS = env_int("LABELER_EMBED_STALE_SECONDS", 300)
-LABELER_RETRAIN_GUARD_SECONDS = env_int("LABELER_RETRAIN_GUARD_SECONDS", 1800)
+# A background job (labeler.training.models.Job) with no sign of life (a heartbeat the worker
+# sends every LABELER_HEARTBEAT_SECONDS, or a chunk done) for this long is presumed dead: the one
+# staleness rule of every kind of job. (LABELER_EMBED_STALE_SECONDS: its former name.)
+LABELER_JOB_STALE_SECONDS = env_int(
+    "LABELER_JOB_STALE_SECONDS", env_int("LABELER_EMBED_STALE_SECONDS", 300))
+LABELER_HEARTBEAT_SECONDS = env_int("LABELER_HEARTBEAT_SECONDS", 30)
 LABELER_ORPHAN_SECONDS = env_int("LABELER_ORPHAN_SECONDS", 120)
 # Run the backbone check by itself (5 labels per class, then whenever the labels double).
 LABELER_BACKBONE_CHECK_AUTO = env_bool("LABELER_BACKBONE_CHECK_AUTO", True)
@@ -159,23 +175,9 @@ LABELER_CHECK_BACKBONES = [
     b.strip() for b in os.environ.get("LABELER_CHECK_BACKBONES", "").split(",") if b.strip()
 ]
 
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
-CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND", REDIS_URL)
-CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the task queued, not lost
-CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery: the broker, queues, acknowledgements and routes are configured from the environment in
+# worker/celery_app.py (a GPU machine runs without Django); labeler/celery.py adds these.
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
-CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_TASK_DEFAULT_QUEUE = "labeler"
-CELERY_RESULT_EXPIRES = 3600
-# Tasks report progress on the project's rows, not through results. Ignoring results also keeps
-# sending a task (after a label is saved) from waiting on the result store: with Redis down,
-# Celery would otherwise retry it for ~20 s inside the annotator's request.
-CELERY_TASK_IGNORE_RESULT = True
-CELERY_BROKER_CONNECTION_TIMEOUT = 2
-# A task unacknowledged this long (its worker died) is handed to another worker. Each task run
-# is bounded (one chunk of embeddings, one retrain), so this is far above a normal run.
 CELERY_BEAT_SCHEDULE = {
     "sweep": {
         "task": "labeler.training.tasks.sweep",
@@ -183,9 +185,6 @@ CELERY_BEAT_SCHEDULE = {
         # A sweep not run by the next one is useless: don't let them pile up while no worker runs.
         "options": {"expires": float(LABELER_SWEEP_SECONDS)},
     },
-}
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env_int("LABELER_BROKER_VISIBILITY_TIMEOUT", 1800)
 }
 
 # --- Logging: unexpected errors with their traceback --------------------------------------

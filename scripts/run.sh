@@ -25,15 +25,18 @@ fi
 # The demo (and only the demo) creates the demo admin with its public password; never in production.
 [ "${LABELER_PRODUCTION:-0}" = 1 ] || LABELER_DEMO=1 .venv/bin/python manage.py setup_demo
 
-# One worker: before each (re)start, nothing of ours runs, so resume_work may clear the guards a
-# killed worker left and queue its unfinished work at once. Background work yields the CPU to the
-# web server (nice): annotators must not wait on a retrain.
+# One worker for both queues: `web` (planning jobs, ingesting results: needs the database) and
+# `gpu` (embedding, retraining: needs only the broker and storage; on GPU machines run
+# `celery -A worker.celery_app worker -Q gpu -c 1` there instead). Before each (re)start, nothing
+# of ours runs, so resume_work may fail the jobs a killed worker left and queue their work at
+# once. Background work yields the CPU to the web server (nice): annotators must not wait on a
+# retrain.
 parts+=("worker=.venv/bin/python manage.py resume_work; exec nice -n ${LABELER_WORKER_NICE:-10} \
-  .venv/bin/celery -A worker.celery_app worker -l info --concurrency 2 -Q labeler \
+  .venv/bin/celery -A labeler worker -l info --concurrency 2 -Q web,gpu \
   2>&1 | tee -a '$LABELER_DATA_DIR/log/worker.log'")
 # The one scheduler (keep it one, however many workers): the sweep that queues work a broker
 # outage or a dead worker left behind (labeler.training.sweep).
-parts+=("beat=exec .venv/bin/celery -A worker.celery_app beat -l warning \
+parts+=("beat=exec .venv/bin/celery -A labeler beat -l warning \
   --schedule '$LABELER_DATA_DIR/run/celerybeat-schedule' >> '$LABELER_DATA_DIR/log/beat.log' 2>&1")
 # Processes rather than threads: label requests are short and CPU-bound in Python, and threads
 # of one process queue on the GIL (benchmarks/next_item_latency.py: p95 lower with 4x2 than 2x4).

@@ -61,6 +61,24 @@ def wait_for(predicate, timeout: float, interval: float = 0.5, what: str = "cond
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
+def last_job(project_id: int, kind: str):
+    """The project's newest job of ``kind`` (labeler.training.models.Job), or None."""
+    from labeler.training.models import Job
+
+    return Job.objects.filter(project_id=project_id, kind=kind).order_by("-id").first()
+
+
+def embedding_done(project_id: int, items: int | None = None) -> bool:
+    """The project's embedding jobs are all finished, the last one done (over ``items``)."""
+    from labeler.training.models import Job
+
+    job = last_job(project_id, Job.Kind.EMBED)
+    return (job is not None and job.status == Job.State.DONE
+            and (items is None or job.done == items)
+            and not Job.objects.filter(project_id=project_id, kind=Job.Kind.EMBED,
+                                       status__in=Job.ACTIVE).exists())
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -133,7 +151,10 @@ def worker_factory(redis_url, labeler_dirs, settings, transactional_db):
     """Start real `celery worker` processes sharing this test's database file and folders."""
     started: list[tuple[subprocess.Popen, object]] = []
 
-    def start(**extra_env: str) -> tuple[subprocess.Popen, Path]:
+    def start(*, app: str = "labeler", queues: str = "web,gpu", concurrency: int = 2,
+              django: bool = True, **extra_env: str) -> tuple[subprocess.Popen, Path]:
+        """A worker as `make run` starts it (both queues); ``django=False``: a GPU machine's,
+        with the broker URL only (no settings module, no database)."""
         env = dict(
             os.environ,
             DJANGO_SETTINGS_MODULE="labeler.settings",
@@ -145,11 +166,15 @@ def worker_factory(redis_url, labeler_dirs, settings, transactional_db):
             PYTHONUNBUFFERED="1",
             **{"LABELER_BACKBONE_CHECK_AUTO": "0", **extra_env},
         )
+        if not django:
+            env = {k: v for k, v in env.items()
+                   if not k.startswith(("DJANGO", "DATABASE", "LABELER_"))}
         log_path = labeler_dirs / f"worker{len(started)}.log"
         log = open(log_path, "w")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-l", "info",
-             "--concurrency", "2", "-Q", "labeler", "--without-gossip", "--without-mingle"],
+            [sys.executable, "-m", "celery", "-A", app, "worker", "-l", "info",
+             "--concurrency", str(concurrency), "-Q", queues, "--without-gossip",
+             "--without-mingle"],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         started.append((proc, log))

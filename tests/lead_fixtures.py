@@ -35,7 +35,7 @@ def make_items(project: Project, n: int) -> list[Item]:
 def embed(project: Project, items: list[Item], backbone: str, seed: int = 0,
           noise: float = 1.6) -> np.ndarray:
     """Store synthetic embeddings for `items` under `backbone`; returns the true classes."""
-    from worker.tasks import store_for
+    from labeler.training.stores import store_for
 
     rng = np.random.default_rng(seed)
     # The same classes under every backbone, in an order unrelated to which items are audited.
@@ -67,11 +67,11 @@ def retrain(project: Project) -> dict:
     """The retrain task's body, with one BLAS thread as the task runs it."""
     from threadpoolctl import threadpool_limits
 
-    from worker.tasks import _retrain
+    from labeler.training.retrain import retrain_now
 
     project.refresh_from_db()
     with threadpool_limits(limits=1, user_api="blas"):
-        result = _retrain(project)
+        result = retrain_now(project)
     assert result is not None
     return result
 

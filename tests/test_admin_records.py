@@ -50,7 +50,7 @@ def test_model_versions_are_read_only_records(admin_client, project_factory):
 def test_items_list_shows_and_filters_current_label_prediction_confidence(
     admin_client, make_user, project_factory, add_images
 ):
-    from worker.tasks import _current_labels
+    from labeler.annotations.current import current_labels
 
     lead, a, b, c = (make_user(n) for n in ("lead", "ann-a", "ann-b", "ann-c"))
     project = project_factory("Admin items", classes=["cat", "dog", "bird"], lead=lead, overlap=3)
@@ -70,7 +70,7 @@ def test_items_list_shows_and_filters_current_label_prediction_confidence(
     Annotation.objects.filter(pk=audit.pk).update(is_audit=True)
     Item.objects.filter(pk=items[0].pk).update(predicted_class=dog, predicted_confidence=0.97)
     Item.objects.filter(pk=items[1].pk).update(predicted_class=cat, predicted_confidence=0.6)
-    expected, _ = _current_labels(project)
+    expected, _ = current_labels(project)
     assert expected[items[0].pk] == dog.pk and expected[items[1].pk] == bird.pk
     assert expected[items[2].pk] == bird.pk
 

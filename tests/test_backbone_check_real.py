@@ -12,7 +12,7 @@ from labeler.projects.models import Project
 from labeler.projects.services import change_backbone
 from labeler.training.models import BackboneCheck
 
-from .conftest import real_subset, wait_for
+from .conftest import embedding_done, real_subset, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -31,8 +31,7 @@ def test_check_runs_after_five_labels_per_class_and_the_switch_reuses_its_embedd
                               lead=lead, retrain_every=15, backbone=LITE0)
     report = import_folder(project, photos)
     assert len(report.created) == 21
-    wait_for(lambda: Project.objects.get(pk=project.pk).embed_status == "done", 180, 0.5,
-             "the worker to embed 21 photos")
+    wait_for(lambda: embedding_done(project.pk, 21), 180, 0.5, "the worker to embed 21 photos")
 
     # Five labels per class (15 of the 21 items): the 15th label's retrain requests the check.
     classes = {c.name: c for c in project.classes.all()}
@@ -57,10 +56,10 @@ def test_check_runs_after_five_labels_per_class_and_the_switch_reuses_its_embedd
     assert rows[LITE1]["images_per_s"] > 0 and rows[LITE0]["gain"] == 0.0
     assert result["recommended"] in (None, LITE1)
     assert check.done == check.total == 15
-    assert "worker.backbone_check.check_backbones" in log.read_text()
+    assert "worker.tasks.check_backbones" in log.read_text()
 
     # Only the labeled items were embedded with lite1, into the store a switch to it fills.
-    from worker.tasks import store_for
+    from labeler.training.stores import store_for
 
     assert sorted(store_for(project.pk, LITE1).ids().tolist()) == sorted(labeled)
     assert change_backbone(project, LITE1)

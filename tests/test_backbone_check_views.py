@@ -154,11 +154,11 @@ def test_due_at_five_labels_per_class_then_when_labels_double(people, redis_url,
 
 def test_a_check_with_too_few_labels_fails_with_a_plain_message(client, people):
     """The real task, run in-process: no labels yet, so nothing to compare on."""
-    from worker.backbone_check import check_backbones
+    from labeler.training.checks import check_now
 
     project, lead, _, _ = people
     check = BackboneCheck.objects.create(project=project, backbone=LITE0)
-    assert check_backbones(check.pk) is None
+    assert check_now(check.pk) is None
     check.refresh_from_db()
     assert check.status == "failed" and "at least 2 classes with 5" in check.error
     client.force_login(lead)

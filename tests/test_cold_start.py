@@ -14,6 +14,7 @@ from labeler.annotations.queue import next_items
 from labeler.items.models import UNRANKED, Item
 from labeler.projects.models import Role
 from labeler.projects.services import set_member
+from labeler.training.models import Job
 
 from .conftest import jpeg_bytes
 
@@ -22,7 +23,7 @@ from .conftest import jpeg_bytes
 def unlabeled_project(db, labeler_dirs, make_user, project_factory):
     """60 embedded, unlabeled items in 3 well separated clusters (20 each)."""
     from labeler.items.importing import Importer
-    from worker.tasks import store_for
+    from labeler.training.stores import store_for
 
     lead = make_user("lead")
     project = project_factory("Cold", classes=["a", "b", "c"], lead=lead, retrain_every=3,
@@ -38,10 +39,10 @@ def unlabeled_project(db, labeler_dirs, make_user, project_factory):
 
 
 def test_no_label_retrain_ranks_a_covering_first_batch(unlabeled_project, make_user):
-    from worker.tasks import _retrain
+    from labeler.training.retrain import retrain_now
 
     project, lead, cluster_of = unlabeled_project
-    assert _retrain(project) is None  # no model without labels...
+    assert retrain_now(project) is None  # no model without labels...
     ranked = list(Item.objects.filter(project=project, query_rank__lt=UNRANKED)
                   .order_by("query_rank").values_list("pk", flat=True))
     assert len(ranked) == 60  # ...but the pool is ranked (all of it: fewer than 300 items)
@@ -55,9 +56,9 @@ def test_no_label_retrain_ranks_a_covering_first_batch(unlabeled_project, make_u
 
 def test_embedding_done_without_labels_requests_the_cold_start_ranking(unlabeled_project,
                                                                        redis_url):
-    from labeler.projects.models import Project
-    from worker.tasks import _retrain_after_embedding
+    from labeler.training.embedding import retrain_after_embedding
 
     project, _, _ = unlabeled_project
-    assert _retrain_after_embedding(project, swapped=False) is True
-    assert Project.objects.get(pk=project.pk).retrain_requested_at is not None
+    assert retrain_after_embedding(project, swapped=False) is True
+    assert Job.objects.filter(project=project, kind=Job.Kind.RETRAIN,
+                              status=Job.State.QUEUED).exists()

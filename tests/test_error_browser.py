@@ -238,9 +238,9 @@ def test_label_errors_filter_by_given_class(world, client):  # noqa: F811
     cat, dog = world["classes"]["cat"], world["classes"]["dog"]
     save_annotation(world["items"][0], dog, world["annotator"], trigger_retrain=False)  # a cat
     save_annotation(world["items"][1], cat, world["annotator"], trigger_retrain=False)  # a dog
-    from worker.tasks import _retrain
+    from labeler.training.retrain import retrain_now
 
-    _retrain(project)
+    retrain_now(project)
     client.force_login(world["lead"])
     url = reverse("insights:label_errors", args=[project.pk])
     everything = client.get(url).context["result"]["issues"]

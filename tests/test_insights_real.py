@@ -48,7 +48,7 @@ def photos(tmp_path_factory):
 
 def _import(project, rows, by_sha, labels: list[str | None]):
     """Import the photos (with the given labels, None = unlabeled) and store their embeddings."""
-    from worker.tasks import store_for
+    from labeler.training.stores import store_for
 
     importer = Importer(project)
     items = [
@@ -63,7 +63,7 @@ def _import(project, rows, by_sha, labels: list[str | None]):
 
 @pytest.mark.django_db
 def test_flipped_labels_are_found_and_one_click_away(photos, client, make_user, project_factory):
-    from worker.tasks import _retrain
+    from labeler.training.retrain import retrain_now
 
     rows, by_sha = photos
     names = sorted({cls for _, cls, _ in rows})
@@ -79,7 +79,7 @@ def test_flipped_labels_are_found_and_one_click_away(photos, client, make_user, 
     items = _import(project, rows, by_sha, given)
     flipped_ids = {items[i].pk for i in flipped}
 
-    result = _retrain(project)  # what the Celery retrain task runs
+    result = retrain_now(project)  # what the Celery retrain task runs
     assert result is not None
     version = ModelVersion.objects.get(project=project)
     issues = version.metrics["label_issues"]
@@ -115,7 +115,7 @@ def test_flipped_labels_are_found_and_one_click_away(photos, client, make_user, 
 
 @pytest.mark.django_db
 def test_dashboard_with_real_model_versions(photos, client, make_user, project_factory):
-    from worker.tasks import _retrain
+    from labeler.training.retrain import retrain_now
 
     rows, by_sha = photos
     names = sorted({cls for _, cls, _ in rows})
@@ -141,7 +141,7 @@ def test_dashboard_with_real_model_versions(photos, client, make_user, project_f
                 item.refresh_from_db()
             save_annotation(item, classes[truth[item.pk]], user, seconds_spent=3.0,
                             trigger_retrain=False)
-        assert _retrain(project) is not None
+        assert retrain_now(project) is not None
     for j in order[:6]:
         item = items[j]
         user = ann2 if j % 2 else ann1
@@ -196,4 +196,6 @@ def test_dashboard_with_real_model_versions(photos, client, make_user, project_f
     nn = np.argsort(d, axis=1)[:, :5]
     vote = np.array([np.bincount(y[row], minlength=N_CLASSES).argmax() for row in nn])
     assert (vote == y).mean() > 0.6
-    assert Path(maps.map_path(project)).is_file()
+    from labeler.training.stores import map_location
+
+    assert Path(map_location(project.pk, project.backbone)).is_file()

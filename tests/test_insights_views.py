@@ -44,7 +44,8 @@ def _content(response) -> bytes:
 @pytest.fixture
 def world(db, make_user, project_factory):
     """A project with 24 images, 18 labeled (3 by an annotator), embeddings and one model."""
-    from worker.tasks import _retrain, store_for
+    from labeler.training.retrain import retrain_now
+    from labeler.training.stores import store_for
 
     lead = make_user("lead")
     annotator = make_user("ann")
@@ -69,7 +70,7 @@ def world(db, make_user, project_factory):
     centers = rng.normal(size=(3, 64)).astype(np.float32) * 3
     X = np.stack([centers[i % 3] + rng.normal(size=64) for i in range(24)]).astype(np.float32)
     store_for(project.pk, project.backbone).append(np.array([it.pk for it in items]), X)
-    result = _retrain(project)
+    result = retrain_now(project)
     assert result is not None and result["version"] == 1
     return {"project": project, "lead": lead, "annotator": annotator, "outsider": outsider,
             "items": items, "classes": classes, "X": X}
@@ -384,7 +385,7 @@ def test_map_is_recomputed_when_embeddings_change(world, monkeypatch):
     project = world["project"]
     first = maps.compute_map(project)
     assert maps.compute_map(project)["fingerprint"] == first["fingerprint"]
-    from worker.tasks import store_for
+    from labeler.training.stores import store_for
 
     extra = Importer(project).add("new.jpg", jpeg_bytes((1, 2, 3)))
     store_for(project.pk, project.backbone).append(np.array([extra.pk]), world["X"][:1])
@@ -393,9 +394,7 @@ def test_map_is_recomputed_when_embeddings_change(world, monkeypatch):
     payload = maps.map_payload(project)
     assert payload["status"] == "computing" and queued == [project.pk]
     assert payload["n"] == 24  # the old map is shown meanwhile
-    from labeler.insights.tasks import compute_projection
-
-    assert compute_projection.run(project.pk)["items"] == 25
+    assert len(maps.compute_map(project)["ids"]) == 25  # what the map job stores
     assert not maps.is_pending(project)
 
 
@@ -403,7 +402,7 @@ def test_map_is_recomputed_when_embeddings_change(world, monkeypatch):
 @pytest.mark.django_db(transaction=True)
 def test_map_is_computed_by_a_real_celery_worker(celery_worker, client, make_user,
                                                  project_factory, add_images):
-    from worker.tasks import store_for
+    from labeler.training.stores import store_for
 
     from .conftest import wait_for
 
@@ -424,4 +423,5 @@ def test_map_is_computed_by_a_real_celery_worker(celery_worker, client, make_use
 
     payload = wait_for(ready, 90, 1, "the worker to compute the map")
     assert payload["n"] == 30 and payload["method"] == "tsne"
-    assert "compute_projection" in celery_worker.read_text()
+    log = celery_worker.read_text()
+    assert "worker.tasks.project_map" in log and "labeler.insights.tasks.map_done" in log

@@ -12,11 +12,12 @@ import pytest
 from django.urls import reverse
 
 from labeler.items.importing import import_folder
-from labeler.projects.models import Project, Role
+from labeler.projects.models import Role
 from labeler.projects.services import set_member
 from labeler.training.models import ModelVersion, Status
+from labeler.training.services import retraining
 
-from .conftest import real_subset, wait_for
+from .conftest import embedding_done, real_subset, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -37,12 +38,8 @@ def test_import_embed_label_retrain_pick(celery_worker, client, make_user, proje
     assert len(report.created) == 40 and not report.errors
 
     # The import queued the embedding task; the worker embeds all 40 photos.
-    def embedded():
-        p = Project.objects.get(pk=project.pk)
-        return p.embed_status == "done" and p.embed_done == 40
-
-    wait_for(embedded, 240, 1, "the worker to embed 40 photos")
-    from worker.tasks import store_for
+    wait_for(lambda: embedding_done(project.pk, 40), 240, 1, "the worker to embed 40 photos")
+    from labeler.training.stores import store_for
 
     ids, matrix = store_for(project.pk, project.backbone).load()
     assert sorted(ids.tolist()) == sorted(report.created)
@@ -73,7 +70,7 @@ def test_import_embed_label_retrain_pick(celery_worker, client, make_user, proje
     assert version.status == Status.READY, version.error
     assert version.labels_used == 10
     assert Path(version.head_file).exists()
-    assert Project.objects.get(pk=project.pk).retrain_requested_at is None
+    assert not retraining(project)
 
     nxt = client.get(reverse("annotations:next", args=[project.pk])).json()["items"][0]
     assert nxt["id"] not in labeled
@@ -84,7 +81,8 @@ def test_import_embed_label_retrain_pick(celery_worker, client, make_user, proje
     assert ranked == 30
 
     log = celery_worker.read_text()
-    assert "worker.tasks.embed_project" in log and "worker.tasks.retrain_project" in log
+    assert "worker.tasks.embed_chunk" in log and "worker.tasks.retrain" in log
+    assert "labeler.training.tasks.retrain_done" in log  # the worker reported to the web side
 
 
 @pytest.mark.django_db(transaction=True)
@@ -96,7 +94,7 @@ def test_worker_killed_mid_embedding_resumes_without_duplicates(
     import os
     import signal
 
-    from worker.tasks import store_for
+    from labeler.training.stores import store_for
 
     photos = real_subset(tmp_path / "photos", classes=4, per_class=10)
     project = project_factory("Crash", classes=["a", "b", "c", "d"])
@@ -111,10 +109,9 @@ def test_worker_killed_mid_embedding_resumes_without_duplicates(
     assert 8 <= at_kill < 40, at_kill
 
     worker_factory(**env)  # "restarted": the unacknowledged chunk is redelivered
-    wait_for(lambda: Project.objects.get(pk=project.pk).embed_status == "done", 240, 0.5,
-             "the new worker to finish embedding")
+    wait_for(lambda: embedding_done(project.pk), 240, 0.5, "the new worker to finish embedding")
     ids, matrix = store.load()
     assert sorted(ids.tolist()) == sorted(report.created)
     assert len(set(ids.tolist())) == len(ids) == 40
     assert np.isfinite(matrix.astype(np.float32)).all()
-    assert "worker.tasks.embed_project" in log.read_text()
+    assert "worker.tasks.embed_chunk" in log.read_text()

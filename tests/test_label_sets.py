@@ -17,9 +17,9 @@ from labeler.projects.models import LabelSet, Role
 
 from .label_set_fixtures import two_sets_fixture  # noqa: F401 (the two_sets fixture)
 
-BEFORE = [("projects", "0006_labelclass_plural"), ("annotations", "0001_initial"),
+BEFORE = [("projects", "0007_job_fields_to_training_job"), ("annotations", "0001_initial"),
           ("items", "0003_item_table")]
-AFTER = [("projects", "0007_label_sets"), ("annotations", "0002_label_sets"),
+AFTER = [("projects", "0008_label_sets"), ("annotations", "0002_label_sets"),
          ("items", "0004_prediction")]
 
 

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _world(project, types, colours, n=150, seed=0):
-    from worker.tasks import store_for
+    from labeler.training.stores import store_for
 
     rng = np.random.default_rng(seed)
     items = make_items(project, n)[-n:]  # the fixture's own 6 images stay unembedded
@@ -98,7 +98,7 @@ def test_retrain_learns_every_set_and_the_download_has_every_head(client, two_se
     head = bundle["sets"][str(colours.pk)]
     assert head["kind"] == "multi"
     assert head["classes"] == list(colours.classes.values_list("pk", flat=True))
-    from worker.tasks import store_for
+    from labeler.training.stores import store_for
 
     ids, matrix = store_for(project.pk, project.backbone).load()
     assert head["head"].predict_proba(np.asarray(matrix[:5])).shape == (5, 3)

@@ -12,8 +12,11 @@ from django.urls import reverse
 from labeler.annotations.models import Annotation
 from labeler.annotations.queue import next_items
 from labeler.annotations.services import save_annotation
-from labeler.projects.models import Project, Role
+from labeler.projects.models import Role
 from labeler.projects.services import set_member
+from labeler.training.actions import do_finish_job, do_start_job
+from labeler.training.models import Job
+from labeler.training.services import retraining
 
 pytestmark = pytest.mark.django_db
 
@@ -109,13 +112,19 @@ def test_audit_flag_is_recorded(setup):
     assert annotation.is_audit
 
 
+def retrained_up_to(project, mark: int) -> None:
+    """As if a retrain had read every label up to annotation ``mark`` (its job's cursor)."""
+    job = do_start_job(project, Job.Kind.RETRAIN, cursor=mark)
+    assert do_finish_job(job.pk, job.token)
+
+
 def test_retrain_guard_allows_one_request_at_a_time(setup, redis_url):
     from labeler.training.services import request_retrain
 
     project = setup[0]
     assert request_retrain(project) is True
     assert request_retrain(project) is False
-    assert Project.objects.get(pk=project.pk).retrain_requested_at is not None
+    assert retraining(project)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -154,7 +163,7 @@ def test_concurrent_leasing_hands_out_each_item_once(make_user, project_factory,
 
 
 def test_current_label_is_majority_but_a_lead_decides(make_user, project_factory, add_images):
-    from worker.tasks import _current_labels
+    from labeler.annotations.current import current_labels
 
     project = project_factory("Votes", overlap=3)
     item, other = add_images(project, 2)
@@ -164,9 +173,9 @@ def test_current_label_is_majority_but_a_lead_decides(make_user, project_factory
     save_annotation(item, cat, a, trigger_retrain=False)
     save_annotation(item, cat, b, trigger_retrain=False)
     save_annotation(other, dog, a, trigger_retrain=False)
-    assert _current_labels(project)[0] == {item.pk: cat.pk, other.pk: dog.pk}
+    assert current_labels(project)[0] == {item.pk: cat.pk, other.pk: dog.pk}
     save_annotation(item, dog, lead, trigger_retrain=False)  # the lead's correction wins
-    assert _current_labels(project)[0][item.pk] == dog.pk
+    assert current_labels(project)[0][item.pk] == dog.pk
 
 
 def test_overlap_serves_each_item_to_k_different_annotators(make_user, project_factory, add_images):
@@ -218,13 +227,13 @@ def test_retrain_is_due_after_enough_new_labels_of_this_project(
     assert request_retrain_if_due(project) is False
     # A retrain has seen everything up to here: only labels after its mark are new.
     last = Annotation.objects.order_by("-pk").first().pk
-    Project.objects.filter(pk=project.pk).update(retrain_mark=last)
+    retrained_up_to(project, last)
     save_annotation(items[2], label, alice, trigger_retrain=False)
     save_annotation(items[3], label, alice, trigger_retrain=False)
     assert request_retrain_if_due(project) is False
     save_annotation(items[4], label, alice, trigger_retrain=False)
     assert request_retrain_if_due(project.pk) is True
-    assert Project.objects.get(pk=project.pk).retrain_requested_at is not None
+    assert retraining(project)
     assert request_retrain_if_due(project) is False  # one at a time
 
 
@@ -232,8 +241,8 @@ def test_retrain_is_due_after_enough_new_labels_of_this_project(
 def test_embedding_done_retrains_if_the_model_missed_labels(setup, redis_url):
     """Labels given while embedding ran: the retrain they triggered saw only the items embedded
     by then. When embedding finishes, a model that used fewer labels than exist is replaced."""
+    from labeler.training.embedding import retrain_after_embedding
     from labeler.training.models import ModelVersion, Status
-    from worker.tasks import _retrain_after_embedding
 
     project, items, alice, _ = setup
     label = project.classes.first()
@@ -243,10 +252,8 @@ def test_embedding_done_retrains_if_the_model_missed_labels(setup, redis_url):
         project=project, number=1, backbone=project.backbone, strategy="auto", labels_used=3,
         status=Status.READY,
     )
-    Project.objects.filter(pk=project.pk).update(
-        retrain_mark=Annotation.objects.order_by("-pk").first().pk
-    )
-    assert _retrain_after_embedding(project, swapped=False) is False  # the model has them all
+    retrained_up_to(project, Annotation.objects.order_by("-pk").first().pk)
+    assert retrain_after_embedding(project, swapped=False) is False  # the model has them all
     ModelVersion.objects.filter(pk=version.pk).update(labels_used=1)
-    assert _retrain_after_embedding(project, swapped=False) is True
-    assert Project.objects.get(pk=project.pk).retrain_requested_at is not None
+    assert retrain_after_embedding(project, swapped=False) is True
+    assert retraining(project)

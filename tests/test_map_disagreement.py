@@ -71,7 +71,7 @@ def test_a_reviewed_item_leaves_the_map_as_it_leaves_the_list(mapped, client):
 
 
 def test_without_stored_predictions_they_are_computed_as_the_list_does(mapped, client):
-    from labeler.training.artifacts import oof_path
+    from worker.artifacts import oof_path
 
     project = mapped["project"]
     for v in ModelVersion.objects.filter(project=project):

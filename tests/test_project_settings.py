@@ -126,13 +126,15 @@ def test_backbone_switch_embeds_in_background_then_swaps(
 
     from labeler.items.importing import import_folder
     from labeler.projects.services import change_backbone
+    from labeler.training.embedding import embed_now
+    from labeler.training.models import Job
+    from labeler.training.stores import store_for
     from worker.ml.backbones import get_spec
-    from worker.tasks import embed_project, store_for
 
     photos = real_subset(tmp_path / "photos", classes=2, per_class=4)
     project = project_factory("Switch", classes=["a", "b"])
     import_folder(project, photos)
-    embed_project.run(project.pk)
+    embed_now(project)
     project.refresh_from_db()
     assert len(store_for(project.pk, "efficientnet-lite0")) == 8
 
@@ -144,7 +146,7 @@ def test_backbone_switch_embeds_in_background_then_swaps(
     assert project.backbone == "efficientnet-lite0"          # still serving the old one
     assert project.pending_backbone == "mobilenet_v3_large"
 
-    result = embed_project.run(project.pk)
+    result = embed_now(project, Job.Kind.SWITCH_BACKBONE)
     assert result["swapped"] is True
     project = Project.objects.get(pk=project.pk)
     assert (project.backbone, project.pending_backbone) == ("mobilenet_v3_large", "")
@@ -152,27 +154,3 @@ def test_backbone_switch_embeds_in_background_then_swaps(
     ids, matrix = store_for(project.pk, "mobilenet_v3_large").load()
     assert len(ids) == 8 and matrix.shape[1] == get_spec("mobilenet_v3_large").embedding_dim
     assert len(store_for(project.pk, "efficientnet-lite0")) == 8  # old embeddings untouched
-
-
-@pytest.mark.django_db(transaction=True)
-def test_one_embedding_chain_per_project(redis_url, project_factory, add_images):
-    """A second chain (duplicate request, late redelivery) steps aside while the owner is alive,
-    and takes over once the owner has gone silent."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from worker.tasks import EMBED_STALE, embed_project, store_for
-
-    project = project_factory("Chains")
-    add_images(project, 3)
-    Project.objects.filter(pk=project.pk).update(embed_token="owner", embed_updated_at=timezone.now())
-    assert embed_project.run(project.pk)["skipped"] is True
-    assert len(store_for(project.pk, project.backbone)) == 0
-    assert embed_project.run(project.pk, token="owner")["embedded"] == 3  # the owner continues
-    assert Project.objects.get(pk=project.pk).embed_token == ""          # and lets go when done
-    add_images(project, 5)  # two new images: the first three colours are duplicates
-    silent = timezone.now() - EMBED_STALE - timedelta(seconds=1)
-    Project.objects.filter(pk=project.pk).update(embed_token="dead", embed_updated_at=silent)
-    result = embed_project.run(project.pk)
-    assert not result.get("skipped") and len(store_for(project.pk, project.backbone)) == 3 + result["embedded"]

@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from labeler.items.models import UNRANKED, Item
-from worker.tasks import PREDICTION_BATCH, _store_predictions
+from labeler.training.ingest import PREDICTION_BATCH, store_predictions
 
 
 @pytest.mark.django_db(transaction=True)
@@ -27,7 +27,7 @@ def test_ranking_swap_and_suggestions_in_short_transactions(project_factory):
     confidence = np.linspace(0.5, 0.99, n)
     ranked = [int(ids[-1]), int(ids[10])]
     with CaptureQueriesContext(connection) as queries:
-        _store_predictions(project, ids, predicted, confidence, ranked)
+        store_predictions(project, ids, predicted, confidence, ranked)
 
     ranks = dict(Item.objects.filter(query_rank__lt=UNRANKED).values_list("pk", "query_rank"))
     assert ranks == {int(ids[-1]): 0, int(ids[10]): 1}  # the old top 3 were unranked

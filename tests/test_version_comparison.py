@@ -11,8 +11,8 @@ import pytest
 from django.urls import reverse
 
 from labeler.annotations.models import Annotation
-from labeler.training import artifacts
 from labeler.training.models import ModelVersion
+from worker import artifacts
 
 from .lead_fixtures import BACKBONES, drop_store, retrain, three_versions
 
@@ -41,9 +41,10 @@ def test_every_version_is_scored_on_the_current_audit_items(versions):
     entries = {e["version"]: e for e in comparison["versions"]}
     assert set(entries) == {1, 2, 3}
     assert [entries[v]["backbone"] for v in (1, 2, 3)] == [BACKBONES[0]] * 2 + [BACKBONES[1]]
-    from worker.tasks import _current_labels, store_for
+    from labeler.annotations.current import current_labels
+    from labeler.training.stores import store_for
 
-    labels, _ = _current_labels(project)
+    labels, _ = current_labels(project)
     ids = np.array(sorted(audit))
     truth = np.array([labels[i] for i in ids])
     for number in (1, 2, 3):

@@ -27,6 +27,7 @@ from worker.ml.head import LogisticHead
 from worker.ml.metrics import wilson_interval
 
 THRESHOLD = 0.5
+NO_CLASS = -1  # a multi-label prediction of "no tags" in the results arrays
 
 
 class TagHeads:
@@ -168,3 +169,42 @@ def tag_metrics(classes: list[int], X: np.ndarray, Y: np.ndarray, audit: np.ndar
         metrics.update(audit_n=int(audit.sum()), audit_accuracy=float(exact.mean()),
                        audit_ci=[float(low), float(high)])
     return metrics
+
+
+def rows_to_arrays(set_id: int, rows: list[tuple[int, int | None, float]]) -> dict[str, np.ndarray]:
+    """A set's prediction rows as arrays of the worker's results file."""
+    return {
+        f"set_{set_id}_item": np.array([r[0] for r in rows], dtype=np.int64),
+        f"set_{set_id}_label": np.array([NO_CLASS if r[1] is None else r[1] for r in rows],
+                                        dtype=np.int64),
+        f"set_{set_id}_conf": np.array([r[2] for r in rows], dtype=np.float64),
+    }
+
+
+def learn_sets(sets: list[dict], ids: np.ndarray, matrix, predict_all) -> tuple[dict, dict, dict]:
+    """Every planned set (labeler.training.set_training.plan_sets): one :func:`learn_set` call
+    each. Returns (metrics by set id, heads by set id, result arrays). A set that fails (too few
+    labels of a kind) is reported in its metrics and leaves the others standing."""
+    metrics, heads, arrays = {}, {}, {}
+    for entry in sets:
+        key = str(entry["id"])
+        items = np.asarray(entry["items"], dtype=np.int64)
+        embedded = np.isin(items, ids)
+        if not embedded.any():
+            continue
+        rows = np.searchsorted(ids, items[embedded])
+        targets = [t for t, ok in zip(entry["targets"], embedded.tolist(), strict=True) if ok]
+        try:
+            result = learn_set(
+                entry["kind"], list(entry["classes"]), np.asarray(matrix[rows], dtype=np.float32),
+                targets, items[embedded], np.isin(items[embedded], entry["audit"]), ids,
+                predict_all,
+            )
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            metrics[key] = {"name": entry["name"], "kind": entry["kind"],
+                            "error": f"{type(exc).__name__}: {exc}"}
+            continue
+        metrics[key] = {"name": entry["name"], **result.metrics}
+        heads[key] = {"name": entry["name"], **result.head}
+        arrays.update(rows_to_arrays(entry["id"], result.rows))
+    return metrics, heads, arrays

@@ -1,22 +1,55 @@
-"""Keeps ``Item.current_label`` and ``Item.has_audit_label`` equal to what the annotations say,
-so that the lead's item table filters on indexed columns instead of recomputing every label.
+"""The current-label rule, in one place: which label an item has now.
 
-The rule is the retrain's (worker.tasks._current_labels): a lead's label is authoritative (the
-latest one if several leads labelled), otherwise the majority over annotators, the latest label
-breaking ties. Called by every function in labeler.annotations.services that changes labels.
+**A lead's label wins** (the latest one if several leads labelled): that is how label errors get
+corrected. A *lead* of a project is a member with the LEAD role, or a staff user (staff act as a
+lead on every project: labeler.projects.access.role_of). **Otherwise the majority** over the
+annotators decides, **the latest label breaking ties**.
+
+Used by the retrain (its training labels), exports, the map, label errors, the dashboard and the
+admin. :func:`refresh_items` keeps ``Item.current_label`` and ``Item.has_audit_label`` equal to
+the rule, so that the lead's item table filters on indexed columns; every function in
+labeler.annotations.services that changes labels calls it.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 
-from django.db.models import Case, Subquery, When
+from django.contrib.auth import get_user_model
+from django.db.models import Case, Q, QuerySet, Subquery, When
 
 from labeler.items.models import Item
-from labeler.projects.models import LabelSet, Membership, Role, SetKind
+from labeler.projects.models import LabelSet, Membership, Project, Role, SetKind
 
 from .models import Annotation
+
+#: The rule in words (exports state it beside the labels).
+RULE = ("a lead's label wins (the latest if several leads labelled; leads are the project's "
+        "lead members and staff users); otherwise the majority of annotators, the latest label "
+        "breaking ties")
+
+
+def leads(project) -> QuerySet:
+    """Ids of the users whose label wins on ``project`` (a Project, an id or an OuterRef), as
+    a subquery: the project's LEAD members, and staff."""
+    return get_user_model().objects.filter(
+        Q(is_staff=True) | Q(memberships__project=project, memberships__role=Role.LEAD)
+    ).values("pk")
+
+
+def lead_ids(project: Project | int, among: Iterable[int] | None = None) -> set[int]:
+    """The leads of ``project`` (only those ``among`` these users, when given: the label save
+    asks about an item's few annotators, not about every user)."""
+    members = Membership.objects.filter(project=project, role=Role.LEAD)
+    staff = get_user_model().objects.filter(is_staff=True)
+    if among is not None:
+        among = [u for u in among if u is not None]
+        if not among:
+            return set()
+        members, staff = members.filter(user_id__in=among), staff.filter(pk__in=among)
+    return (set(members.values_list("user_id", flat=True))
+            | set(staff.values_list("pk", flat=True)))
 
 
 def label_of(votes: list[tuple[int, object, bool]]) -> int | None:
@@ -34,7 +67,8 @@ def label_of(votes: list[tuple[int, object, bool]]) -> int | None:
 
 def primary_set_id(project_id: int) -> Subquery:
     """The id of the set the items' label columns follow (labeler.projects.label_sets.primary_set)
-    as a subquery, so that reading one set's votes costs no extra round trip."""
+    as a subquery, so that reading one set's votes costs no extra round trip. The other sets'
+    current answers: labeler.annotations.set_labels."""
     return Subquery(
         LabelSet.objects.filter(project_id=project_id, removed_at__isnull=True)
         .order_by(Case(When(kind=SetKind.MULTI, then=1), default=0), "order", "id")
@@ -48,18 +82,14 @@ def refresh_items(project_id: int, item_ids: Iterable[int]) -> None:
     ids = list(item_ids)
     if not ids:
         return
-    leads = set(
-        Membership.objects.filter(project_id=project_id, role=Role.LEAD)
-        .values_list("user_id", flat=True)
-    )
+    rows = list(Annotation.objects.filter(item_id__in=ids, label_set_id=primary_set_id(project_id))
+                .order_by()
+                .values_list("item_id", "label_id", "created_at", "annotator_id", "is_audit"))
+    by_lead = lead_ids(project_id, among={row[3] for row in rows})
     votes: dict[int, list[tuple[int, object, bool]]] = {i: [] for i in ids}
     audit: set[int] = set()
-    for item_id, label_id, created, annotator, is_audit in (
-        Annotation.objects.filter(item_id__in=ids, label_set_id=primary_set_id(project_id))
-        .order_by()
-        .values_list("item_id", "label_id", "created_at", "annotator_id", "is_audit")
-    ):
-        votes[item_id].append((label_id, created, annotator in leads))
+    for item_id, label_id, created, annotator, is_audit in rows:
+        votes[item_id].append((label_id, created, annotator in by_lead))
         if is_audit:
             audit.add(item_id)
     for item_id, item_votes in votes.items():
@@ -81,3 +111,21 @@ def refresh_project(project_id: int, chunk: int = 2000) -> None:
             refresh_items(project_id, batch)
             batch = []
     refresh_items(project_id, batch)
+
+
+def current_labels(project: Project | int) -> tuple[dict[int, int], set[int]]:
+    """Item id -> current label id of every labelled item, and the items with an audit label
+    (the primary label set's; the other sets: labeler.annotations.set_labels)."""
+    by_lead = lead_ids(project)
+    project_id = project if isinstance(project, int) else project.pk
+    votes: dict[int, list[tuple[int, object, bool]]] = defaultdict(list)
+    audit: set[int] = set()
+    for item_id, label_id, is_audit, created, annotator in Annotation.objects.filter(
+        item__project=project, label_set_id=primary_set_id(project_id)
+    ).values_list("item_id", "label_id", "is_audit", "created_at", "annotator_id"):
+        if label_id is None:  # a multi-label primary set: its tags are learnt per set
+            continue
+        votes[item_id].append((label_id, created, annotator in by_lead))
+        if is_audit:
+            audit.add(item_id)
+    return {item_id: label_of(item_votes) for item_id, item_votes in votes.items()}, audit

@@ -22,7 +22,6 @@ from labeler.projects.models import Project
 from .models import Annotation, Skip
 
 _rng = random.SystemRandom()
-RANKED = ("query_rank", "random_key")
 
 
 def _free_for(user: AbstractBaseUser, now) -> Q:
@@ -220,14 +219,35 @@ def _claim(
     return won, tried
 
 
+def release_clause(user_id: int) -> tuple[str, list]:
+    """The SET clause that ends `user_id`'s lease on a row (and leaves anyone else's alone): the
+    one definition of releasing a lease, used alone (release_leases) and inside the label save's
+    single UPDATE. SET expressions all see the row as it was, on SQLite and PostgreSQL alike."""
+    return (
+        "lease_expires_at = CASE WHEN leased_by_id = %s THEN NULL ELSE lease_expires_at END,"
+        " lease_is_audit = CASE WHEN leased_by_id = %s THEN %s ELSE lease_is_audit END,"
+        " leased_by_id = CASE WHEN leased_by_id = %s THEN NULL ELSE leased_by_id END",
+        [user_id, user_id, False, user_id],
+    )
+
+
 def release_leases(
     project: Project | int, user: AbstractBaseUser | int, item_ids: Iterable[int] | None = None
 ) -> int:
     """Give back what `user` holds (all, or the given items), so others can take it at once."""
-    qs = Item.objects.filter(project=project, leased_by=user)
+    project_id = project if isinstance(project, int) else project.pk
+    user_id = user if isinstance(user, int) else user.pk
+    release, params = release_clause(user_id)
+    where, args = "project_id = %s AND leased_by_id = %s", [project_id, user_id]
     if item_ids is not None:
-        qs = qs.filter(pk__in=list(item_ids))
-    return qs.update(leased_by=None, lease_expires_at=None, lease_is_audit=False)
+        ids = [int(i) for i in item_ids]
+        if not ids:
+            return 0
+        where += f" AND id IN ({_marks(len(ids))})"
+        args += ids
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {_ITEMS} SET {release} WHERE {where}", [*params, *args])
+        return cursor.rowcount
 
 
 def grid_items(

@@ -11,10 +11,11 @@ from django.db.models import F
 
 from labeler.items.models import Item
 from labeler.projects.models import LabelClass, LabelSet, SetKind
+from labeler.training.services import request_retrain_if_due
 
 from .current import refresh_items
 from .models import Annotation, Skip, Source
-from .queue import release_leases
+from .queue import release_clause, release_leases
 
 
 class AnnotationError(ValueError):
@@ -143,8 +144,6 @@ def save_answers(
         by_set = {a.label_set_id: a for a in found}
         return [by_set[a.set_id] for a in answers if a.set_id in by_set] or found, False
     if trigger_retrain and created:
-        from labeler.training.services import request_retrain_if_due
-
         project_id = item.project_id
         transaction.on_commit(lambda: request_retrain_if_due(project_id))
     return rows, created
@@ -170,32 +169,19 @@ def _store_tags(rows: list[Annotation], answers: list[Answer], retagged: list[in
 def _count_and_release(item_id: int, user_id: int, added: int) -> None:
     """Count the new label, end `user`'s lease on the item and drop their skip of it, if any."""
     table = Item._meta.db_table
+    release, params = release_clause(user_id)
     with connection.cursor() as cursor:
-        # SET expressions all see the row as it was, on SQLite and PostgreSQL alike.
+        # One statement: the count and the release (the annotator's hot path).
         cursor.execute(
-            f"UPDATE {table} SET annotation_count = annotation_count + %s,"
-            " lease_expires_at = CASE WHEN leased_by_id = %s THEN NULL ELSE lease_expires_at END,"
-            " lease_is_audit = CASE WHEN leased_by_id = %s THEN %s ELSE lease_is_audit END,"
-            " leased_by_id = CASE WHEN leased_by_id = %s THEN NULL ELSE leased_by_id END"
+            f"UPDATE {table} SET annotation_count = annotation_count + %s, {release}"
             " WHERE id = %s",
-            [added, user_id, user_id, False, user_id, item_id],
+            [added, *params, item_id],
         )
         # A label replaces an earlier skip (undo of a skip, then a label).
         cursor.execute(
             f"DELETE FROM {Skip._meta.db_table} WHERE item_id = %s AND annotator_id = %s",
             [item_id, user_id],
         )
-
-
-@transaction.atomic
-def delete_annotation(annotation: Annotation) -> None:
-    """Remove a label (undo): the item goes back to the pool."""
-    Item.objects.filter(pk=annotation.item_id, annotation_count__gt=0).update(
-        annotation_count=F("annotation_count") - 1
-    )
-    annotation.delete()
-    project_id = Item.objects.values_list("project_id", flat=True).get(pk=annotation.item_id)
-    refresh_items(project_id, [annotation.item_id])
 
 
 @transaction.atomic

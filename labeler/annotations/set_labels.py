@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from labeler.projects.models import LabelSet, Membership, Project, Role
+from labeler.projects.models import LabelSet, Project
 
-from .current import label_of
+from .current import label_of, lead_ids
 from .models import Annotation
 
 Answer = int | frozenset[int]
@@ -25,8 +25,7 @@ def labels_per_set(
     if not include_removed:
         sets = sets.filter(removed_at__isnull=True)
     kinds = dict(sets.values_list("pk", "kind"))
-    leads = set(Membership.objects.filter(project=project, role=Role.LEAD)
-                .values_list("user_id", flat=True))
+    leads = lead_ids(project)
     multi = [pk for pk, kind in kinds.items() if kind == "multi"]
     tags: dict[int, set[int]] = defaultdict(set)
     for annotation_id, tag in Annotation.tags.through.objects.filter(

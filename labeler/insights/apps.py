@@ -8,7 +8,3 @@ class InsightsConfig(AppConfig):
     label = "insights"
     verbose_name = "Insights"
 
-    def ready(self) -> None:
-        # Registers the projection task with Celery in every process that loads Django (the
-        # worker autodiscovers only worker.tasks).
-        from . import tasks  # noqa: F401

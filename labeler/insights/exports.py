@@ -21,8 +21,9 @@ beyond the primary one (tags joined by ``|``), JSON a nested ``sets`` list per i
 ``<set>/<class>/`` tree, COCO every set's classes (the set as supercategory); ``predictions`` is
 the primary head's, and ``model`` carries every set's head.
 
-"The label" of an item is the retrain's own definition: the majority over annotators, the
-latest label winning ties (worker.tasks._current_labels).
+"The label" of an item is the current-label rule of labeler.annotations.current (the one the
+retrain trains on): a lead's label wins, otherwise the majority over annotators, the latest
+label winning ties.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
+from labeler.annotations.current import RULE
 from labeler.annotations.models import Annotation
 from labeler.csv_safety import csv_line
 from labeler.items.models import Item
@@ -146,7 +148,7 @@ def export_json(project: Project) -> Iterator[bytes]:
         "format_version": 1,
         "exported_at": datetime.now(UTC).isoformat(),
         "project": {"id": project.pk, "name": project.name, "backbone": project.backbone},
-        "label_rule": "majority over annotators; the latest label wins ties",
+        "label_rule": RULE,
         "classes": classes,
         "model": _version_info(services.latest_version(project)),
     }

@@ -1,10 +1,10 @@
 """The embedding map: a 2-D projection of the whole pool, stored next to the embeddings.
 
 The projection depends only on the embeddings (not on labels), so it is computed once per
-embedding state by a Celery task (labeler.insights.tasks.compute_projection) and kept as
+embedding state by a map job (a GPU worker's worker.tasks.project_map) and kept as
 ``EMBEDDINGS_ROOT/<project>/<backbone>.map.npz`` with a fingerprint of the embedded ids. The page
-asks for it; a missing or stale map queues the task (at most one per project at a time) and the
-page polls. Colours (labels, predictions) are read from the database on every request, so they
+asks for it; a missing or stale map starts the job (at most one per project at a time, the
+Job model's rule) and the page polls. Colours (labels, predictions) are read from the database on every request, so they
 are always current. See worker.ml.projection for the method.
 
 What goes to the browser is compact: item ids as Int32, coordinates quantised to Uint16, class
@@ -15,123 +15,42 @@ indices as Uint8 and confidences as Uint8, each base64-encoded — about 15 byte
 from __future__ import annotations
 
 import base64
-import hashlib
 import logging
-import os
-import secrets
-import time
-from pathlib import Path
 
 import numpy as np
-from django.conf import settings
 
 from labeler.items.models import Item
 from labeler.projects.models import Project
+from labeler.training.actions import active_job, is_stale
+from labeler.training.models import Job
+from labeler.training.services import request_map
+from labeler.training.stores import map_location, store_location
+from worker import compute
+from worker.artifacts import load_oof
 
 from . import services
 
 logger = logging.getLogger("labeler.insights")
 
-PENDING_TTL = 30 * 60  # seconds; a marker older than this belongs to a dead task
 NONE = 255  # "no class" in the Uint8 class arrays
-
-
-def map_path(project: Project, backbone: str | None = None) -> Path:
-    name = f"{backbone or project.backbone}.map.npz"
-    return Path(settings.EMBEDDINGS_ROOT) / str(project.pk) / name
-
-
-def _pending_path(project: Project) -> Path:
-    return map_path(project).with_suffix(".pending")
-
-
-def fingerprint(ids: np.ndarray) -> str:
-    return hashlib.sha1(np.ascontiguousarray(ids, dtype=np.int64).tobytes()).hexdigest()
+fingerprint = compute.fingerprint
 
 
 def read_map(project: Project) -> dict | None:
-    path = map_path(project)
-    try:
-        with np.load(path) as z:
-            return {
-                "ids": z["ids"], "xy": z["xy"], "fingerprint": str(z["fingerprint"]),
-                "method": str(z["method"]), "seconds": float(z["seconds"]),
-            }
-    except (FileNotFoundError, KeyError, ValueError, OSError):
-        return None
-
-
-def write_map(project: Project, ids: np.ndarray, xy: np.ndarray, *, method: str, seconds: float,
-              fp: str) -> None:
-    path = map_path(project)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, ids=ids.astype(np.int64), xy=xy.astype(np.float32), fingerprint=fp,
-                 method=method, seconds=seconds)
-    os.replace(tmp, path)
+    return compute.read_map(map_location(project.pk, project.backbone))
 
 
 def compute_map(project: Project, *, method: str = "tsne", force: bool = False) -> dict | None:
-    """Compute and store the projection for the current embeddings (skipped when current)."""
-    from worker.ml.projection import project as run_projection
-
-    ids, matrix = services.store_of(project).load()
-    fp = fingerprint(ids)
-    existing = read_map(project)
-    if (not force and existing is not None and existing["fingerprint"] == fp
-            and (existing["method"] != "pca" or method == "pca")):
-        return existing
-    if len(ids) == 0:
-        return None
-    result = run_projection(matrix, method=method)
-    write_map(project, ids, result.xy, method=result.method, seconds=result.seconds, fp=fp)
-    logger.info("map project=%s: %d items by %s in %.1fs", project.pk, len(ids), result.method,
-                result.seconds)
-    return read_map(project)
-
-
-def claim_pending(project: Project) -> bool:
-    """Create the 'task queued' marker atomically; False if a live one exists."""
-    path = _pending_path(project)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        if time.time() - path.stat().st_mtime > PENDING_TTL:
-            path.unlink(missing_ok=True)
-    except FileNotFoundError:
-        pass
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        return False
-    os.close(fd)
-    return True
-
-
-def release_pending(project: Project) -> None:
-    _pending_path(project).unlink(missing_ok=True)
+    """Compute and store the projection now, in this process (skipped when current)."""
+    return compute.compute_map(store_location(project.pk, project.backbone),
+                               map_location(project.pk, project.backbone), method=method,
+                               force=force)
 
 
 def is_pending(project: Project) -> bool:
-    path = _pending_path(project)
-    try:
-        return time.time() - path.stat().st_mtime <= PENDING_TTL
-    except FileNotFoundError:
-        return False
-
-
-def request_map(project: Project) -> bool:
-    """Queue the projection task unless one is queued; True if this call queued it."""
-    from labeler.training.services import _enqueue
-
-    from .tasks import compute_projection
-
-    if not claim_pending(project):
-        return False
-    if not _enqueue(compute_projection, project.pk):
-        release_pending(project)
-        return False
-    return True
+    """A map job is queued or running (and alive)."""
+    job = active_job(project, Job.Kind.MAP)
+    return job is not None and job.status != Job.State.DELAYED and not is_stale(job)
 
 
 def _b64(a: np.ndarray) -> str:
@@ -148,8 +67,6 @@ def disagreements(project: Project, labels: dict[int, int]) -> dict | None:
     not reviewed since: its label is still the one judged and no lead labelled it after.
     Returns ``{"item", "predicted", "disagree", "source"}`` or None when unavailable.
     """
-    from labeler.training.artifacts import load_oof
-
     version = services.latest_version(project)
     oof = load_oof(version.head_file) if version is not None else None
     when = version.finished_at if version is not None else None

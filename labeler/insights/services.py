@@ -5,7 +5,6 @@ that each retrain stores (see worker.ml.evaluation). Views only render what thes
 from __future__ import annotations
 
 import logging
-import math
 from collections import Counter, defaultdict
 from datetime import timedelta
 from pathlib import Path
@@ -13,11 +12,16 @@ from pathlib import Path
 import numpy as np
 from django.db.models import Count
 
+from labeler.annotations.current import current_labels, leads
 from labeler.annotations.models import Annotation, Source
 from labeler.items.models import Item
 from labeler.projects.label_sets import primary_set
 from labeler.projects.models import LabelClass, Project
-from labeler.training.models import ModelVersion, Status
+from labeler.training.models import ModelVersion
+from labeler.training.stores import store_for
+from worker.ml.embedding_store import EmbeddingStore
+
+__all__ = ["current_labels"]  # re-exported: the pages' modules read labels through here
 
 logger = logging.getLogger("labeler.insights")
 
@@ -29,19 +33,12 @@ FIRST_LABEL_SECONDS = 10.0
 MAX_LABELS_ON_DEMAND = 5000
 
 
-def current_labels(project: Project) -> tuple[dict[int, int], set[int]]:
-    """Item id -> current label id, and the audit items: the retrain's own definition."""
-    from worker.tasks import _current_labels
-
-    return _current_labels(project)
-
-
 def classes_of(project: Project) -> list[LabelClass]:
     return list(project.classes.all())
 
 
 def latest_version(project: Project) -> ModelVersion | None:
-    return project.model_versions.filter(status=Status.READY).order_by("-number").first()
+    return ModelVersion.objects.latest_ready(project)
 
 
 def load_head(version: ModelVersion):
@@ -54,9 +51,7 @@ def load_head(version: ModelVersion):
     return joblib.load(path)
 
 
-def store_of(project: Project, backbone: str | None = None):
-    from worker.tasks import store_for
-
+def store_of(project: Project, backbone: str | None = None) -> EmbeddingStore:
     return store_for(project.pk, backbone or project.backbone)
 
 
@@ -244,18 +239,13 @@ def _labelled_matrix(project: Project, labels: dict[int, int], backbone: str | N
 
 
 def reviewed_since(project: Project, item_ids: list[int], when) -> set[int]:
-    """Items of `item_ids` a lead (or staff) labelled after `when`: a relabel or a "keep"."""
+    """Items of `item_ids` a lead labelled after `when`: a relabel or a "keep"."""
     if when is None or not item_ids:
         return set()
-    from labeler.projects.models import Membership, Role
-
-    leads = Membership.objects.filter(project=project, role=Role.LEAD).values("user_id")
     # By project and time (few rows since the last retrain), not by a long list of ids.
-    recent = Annotation.objects.filter(item__project=project, updated_at__gt=when)
-    found = set(recent.filter(annotator_id__in=leads).values_list("item_id", flat=True)) | set(
-        recent.filter(annotator__is_staff=True).values_list("item_id", flat=True)
-    )
-    return found & {int(i) for i in item_ids}
+    recent = Annotation.objects.filter(item__project=project, updated_at__gt=when,
+                                       annotator__in=leads(project))
+    return set(recent.values_list("item_id", flat=True)) & {int(i) for i in item_ids}
 
 
 def compute_evaluation(project: Project, *, with_oof: bool = False) -> dict | None:
@@ -390,7 +380,3 @@ def item_details(project: Project, item: Item) -> dict:
         "version": version,
         "classes": classes,
     }
-
-
-def fmt_pct(x: float | None) -> str:
-    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f} %"

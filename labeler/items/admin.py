@@ -4,20 +4,21 @@ from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils.html import format_html
 
+from labeler.annotations.current import leads
 from labeler.annotations.models import Annotation
-from labeler.projects.models import LabelClass, Membership, Role
+from labeler.projects.models import LabelClass
 
 from .models import Item
 
 
 def with_current_label(queryset: QuerySet[Item]) -> QuerySet[Item]:
-    """Annotate ``label_now_id`` (and ``label_now_name``) in SQL, by the retrain's rule
-    (worker.tasks._current_labels): the latest label by a lead of the project, else the
+    """Annotate ``label_now_id`` (and ``label_now_name``) in SQL, by the current-label rule
+    (labeler.annotations.current): the latest label by a lead of the project, else the
     majority over annotators with the latest label breaking ties. Correlated subqueries per
     row of the page, so the list stays paginated, sortable and filterable at any size."""
-    leads = Membership.objects.filter(project=OuterRef(OuterRef("project")), role=Role.LEAD)
     by_lead = (
-        Annotation.objects.filter(item=OuterRef("pk"), annotator__in=leads.values("user"))
+        Annotation.objects.filter(item=OuterRef("pk"),
+                                  annotator__in=leads(OuterRef(OuterRef("project"))))
         .order_by("-created_at", "-pk").values("label")[:1]
     )
     majority = (

@@ -19,6 +19,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from labeler.projects.models import Project
+from labeler.training.services import request_embedding, request_retrain_if_due
 
 from .models import Item
 from .validation import InvalidUpload, check_image, is_image_name, iter_zip_images
@@ -136,8 +137,6 @@ class Importer:
 
     def finish(self) -> ImportReport:
         """Queue embedding of the new items (after commit, so the worker sees them)."""
-        from labeler.training.services import request_embedding, request_retrain_if_due
-
         if self.report.created:
             project = self.project
             transaction.on_commit(lambda: request_embedding(project))

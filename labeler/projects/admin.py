@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 
 from labeler.insights.admin_actions import export_labels
+from labeler.training.services import request_embedding, request_retrain
 
 from .models import LabelClass, LabelSet, Membership, Project, SetKind
 
@@ -36,16 +37,10 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
-    list_display = [
-        "name", "backbone", "query_strategy", "retrain_every", "embed_status",
-        "embed_done", "embed_total", "labels_at_last_retrain", "created_at",
-    ]
-    list_filter = ["backbone", "query_strategy", "embed_status"]
+    list_display = ["name", "backbone", "query_strategy", "retrain_every", "created_at"]
+    list_filter = ["backbone", "query_strategy"]
     search_fields = ["name", "description"]
-    readonly_fields = [
-        "embed_status", "embed_done", "embed_total", "embed_rate", "embed_updated_at",
-        "retrain_requested_at", "labels_at_last_retrain",
-    ]
+    readonly_fields = ["work_checked_at"]
     inlines = [LabelSetInline, LabelClassInline, MembershipInline]
     actions = ["retrain_now", "embed_missing", export_labels]
 
@@ -66,16 +61,12 @@ class ProjectAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retrain now")
     def retrain_now(self, request, queryset):
-        from labeler.training.services import request_retrain
-
         queued = sum(request_retrain(p) for p in queryset)
         self.message_user(request, f"{queued} retrain(s) queued.", messages.SUCCESS)
 
-    @admin.action(description="Embed items that have no embedding yet")
+    @admin.action(description="Embed items that have no embedding yet (checks every item)")
     def embed_missing(self, request, queryset):
-        from labeler.training.services import request_embedding
-
-        queued = sum(request_embedding(p) for p in queryset)
+        queued = sum(request_embedding(p, rescan=True) for p in queryset)
         self.message_user(request, f"{queued} embedding run(s) queued.", messages.SUCCESS)
 
 

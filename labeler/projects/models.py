@@ -29,9 +29,6 @@ class Project(models.Model):
         max_length=500, blank=True,
         help_text="Weights file for a torchvision backbone (else the torch cache is searched).",
     )
-    # A backbone being switched to: embedded in the background, swapped in when complete.
-    pending_backbone = models.CharField(max_length=64, blank=True, editable=False)
-    pending_weights = models.CharField(max_length=500, blank=True, editable=False)
     query_strategy = models.CharField(max_length=64, default=DEFAULT_STRATEGY)
     retrain_every = models.PositiveIntegerField(
         default=10, validators=[MinValueValidator(1), MaxValueValidator(10_000)],
@@ -51,27 +48,9 @@ class Project(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
-    # Orchestration state, changed only through labeler.training.services.
-    retrain_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
-    labels_at_last_retrain = models.PositiveIntegerField(default=0, editable=False)
-    # Highest annotation id before the last retrain read its labels: annotations above it are
-    # the "new labels" that call for the next retrain (counted without scanning every label).
-    retrain_mark = models.BigIntegerField(default=0, editable=False)
-    embed_status = models.CharField(max_length=16, default="idle", editable=False)
-    embed_done = models.PositiveIntegerField(default=0, editable=False)
-    embed_total = models.PositiveIntegerField(default=0, editable=False)
-    embed_rate = models.FloatField(default=0.0, editable=False)
-    embed_updated_at = models.DateTimeField(null=True, blank=True, editable=False)
-    embed_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
-    embed_message = models.TextField(blank=True, editable=False)
-    # The embedding chain that owns this project's embedding (one at a time; see worker.tasks).
-    embed_token = models.CharField(max_length=32, blank=True, editable=False)
-    # Background work that could not be queued (the broker was down): the periodic sweep
-    # (labeler.training.sweep) queues it once the broker is back. An embedding that waits so
-    # shows embed_status "delayed"; a retrain that waits so sets retrain_delayed.
-    retrain_delayed = models.BooleanField(default=False, editable=False)
-    delayed_since = models.DateTimeField(null=True, blank=True, editable=False)
-    # When the sweep last looked at this project: old means no worker, scheduler or broker runs.
+    # When the sweep (labeler.training.sweep) last looked at this project: old means no worker,
+    # scheduler or broker runs. The state of background work itself is in its jobs
+    # (labeler.training.models.Job).
     work_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
@@ -80,9 +59,19 @@ class Project(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def _switch(self) -> dict:
+        """The params of the active backbone switch job ({} when none; one indexed query)."""
+        found = self.jobs.filter(kind="switch_backbone", status__in=["queued", "running", "delayed"])
+        return found.values_list("params", flat=True).first() or {}
+
     @property
-    def retraining(self) -> bool:
-        return self.retrain_requested_at is not None
+    def pending_backbone(self) -> str:
+        """The backbone being switched to (embedded in the background), or ""."""
+        return self._switch().get("backbone", "")
+
+    @property
+    def pending_weights(self) -> str:
+        return self._switch().get("weights", "")
 
 
 class SetKind(models.TextChoices):

@@ -10,6 +10,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from labeler.training.services import cancel_switch, request_retrain, request_switch
+
 from .models import (
     CLASS_COLORS,
     HOTKEY_ORDER,
@@ -147,13 +149,13 @@ def update_settings(project: Project, **fields) -> Project:
 
 def change_backbone(project: Project, name: str, weights_path: str = "") -> bool:
     """Switch to another backbone: it is embedded in the background while the current one keeps
-    serving, then swapped in (see worker.tasks.embed_project). Returns True if a switch started.
+    serving, then swapped in (a switch_backbone job: labeler.training.embedding). Returns True if
+    a switch started.
 
     The weights are checked now, so a missing file is reported to the lead at once. A custom
     weights file must lie in the weights folder (settings.LABELER_WEIGHTS_DIR): a lead may not
     point the worker at any other file on the server.
     """
-    from labeler.training.services import request_embedding
     from worker.ml.backbone_specs import get_spec, resolve_weights
 
     spec = get_spec(name)  # UnknownBackboneError lists the valid names
@@ -161,13 +163,10 @@ def change_backbone(project: Project, name: str, weights_path: str = "") -> bool
         weights_path = str(weights_in_folder(weights_path))
     resolve_weights(spec, weights_path or None)  # WeightsNotFoundError says how to get them
     if name == project.backbone:
-        Project.objects.filter(pk=project.pk).update(
-            backbone_weights=weights_path, pending_backbone="", pending_weights=""
-        )
+        Project.objects.filter(pk=project.pk).update(backbone_weights=weights_path)
+        cancel_switch(project)
         return False
-    Project.objects.filter(pk=project.pk).update(pending_backbone=name, pending_weights=weights_path)
-    project.refresh_from_db()
-    request_embedding(project, force=True)
+    request_switch(project, name, weights_path)
     return True
 
 
@@ -265,7 +264,6 @@ def merge_classes(source: LabelClass, target: LabelClass) -> int:
     Returns how many labels moved. A retrain follows, since the classes changed."""
     from labeler.annotations.models import Annotation
     from labeler.items.models import Item
-    from labeler.training.services import request_retrain
 
     if source.label_set_id != target.label_set_id or source.pk == target.pk:
         raise ValueError("Merge two different classes of the same label set.")

@@ -9,7 +9,10 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from labeler.request_input import clean
+from labeler.training.actions import active_job
 from labeler.training.checks import check_context
+from labeler.training.models import Job
+from labeler.training.services import embedding_job
 
 from . import forms, label_sets, services
 from .access import get_project_for
@@ -161,6 +164,7 @@ def _page(request: HttpRequest, project: Project, *, status: int = 200) -> HttpR
         "roles": Role.choices,
         "strategies": list(STRATEGY_NAMES),
         "backbones": available_backbones(),
+        "embedding": active_job(project, Job.Kind.SWITCH_BACKBONE) or embedding_job(project),
         **check_context(project),
         "check_next": "settings",
     }

@@ -9,6 +9,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
 from labeler.items.models import Item
+from labeler.training.models import ModelVersion
+from labeler.training.services import embedding_job, retraining
 from labeler.training.sweep import delay_notice
 
 from .access import get_project_for, role_of, visible_projects
@@ -51,19 +53,22 @@ def status_payload(project: Project) -> dict:
     project.refresh_from_db()
     total = Item.objects.filter(project=project).count()
     labeled = Item.objects.filter(project=project, annotation_count__gt=0).count()
-    latest = project.model_versions.filter(status="ready").first()
-    remaining = max(project.embed_total - project.embed_done, 0)
+    latest = ModelVersion.objects.latest_ready(project)
+    job = embedding_job(project)
+    rate = job.rate if job is not None and job.active else 0.0
+    remaining = max(job.total - job.done, 0) if job is not None else 0
     return {
         "items": total,
         "labeled": labeled,
         "embedding": {
-            "status": project.embed_status,
-            "done": project.embed_done,
-            "total": project.embed_total,
-            "images_per_second": round(project.embed_rate, 1),
-            "seconds_left": round(remaining / project.embed_rate) if project.embed_rate else None,
+            "status": job.status if job is not None else "idle",
+            "done": job.done if job is not None else 0,
+            "total": job.total if job is not None else 0,
+            "message": job.message if job is not None else "",
+            "images_per_second": round(rate, 1),
+            "seconds_left": round(remaining / rate) if rate else None,
         },
-        "retraining": project.retraining,
+        "retraining": retraining(project),
         # A sentence when background work is late (broker down, worker dead), else None.
         "delayed": delay_notice(project),
         "model": None

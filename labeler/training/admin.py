@@ -1,6 +1,22 @@
 from django.contrib import admin
 
-from .models import BackboneCheck, ModelVersion
+from .models import BackboneCheck, Job, ModelVersion
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    """Background jobs: records, changed only by labeler.training.actions (read-only here)."""
+
+    list_display = ["project", "kind", "status", "done", "total", "rate", "created_at",
+                    "heartbeat_at", "finished_at"]
+    list_filter = ["kind", "status", "project"]
+    search_fields = ["project__name", "message"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(ModelVersion)

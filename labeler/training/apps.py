@@ -6,7 +6,3 @@ class TrainingConfig(AppConfig):
     label = "training"
     verbose_name = "Training"
 
-    def ready(self) -> None:
-        # Registers the sweep task with Celery in every process that loads Django (the worker
-        # autodiscovers only worker.tasks).
-        from . import tasks  # noqa: F401

@@ -5,7 +5,7 @@ Each version's own audit accuracy was measured on the audit items labelled by it
 the items. Here every version is scored again, at each retrain, on one set of items.
 
 What is compared. For version v: its *evaluation head* — the product's head fitted on v's
-labels except the audit ones (stored at v's retrain, see labeler.training.artifacts) — predicts
+labels except the audit ones (stored at v's retrain, see worker.artifacts) — predicts
 the project's **current audit items**, scored against their **current labels**. The audit items
 are a uniform random sample of the pool, and none of them is in any compared head's training
 set, so each number is an unbiased estimate of that version's accuracy on the pool, and all
@@ -26,16 +26,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-from django.conf import settings
 
+from worker import storage
+from worker.artifacts import load_eval_head
 from worker.ml.metrics import wilson_interval
 
-from . import artifacts
-from .artifacts import load_eval_head
 from .models import ModelVersion, Status
+from .stores import store_for, store_location
 
 
 @dataclass
@@ -50,10 +49,7 @@ class Candidate:
 
 def _store_ids(project_id: int, backbone: str) -> tuple[object, np.ndarray] | None:
     """The backbone's store and its ids, or None when the folder is gone or empty."""
-    from worker.tasks import store_for
-
-    root = Path(settings.EMBEDDINGS_ROOT) / str(project_id) / backbone
-    if not root.is_dir():
+    if not storage.exists(store_location(project_id, backbone)):
         return None
     store = store_for(project_id, backbone)
     ids = store.ids()
@@ -137,24 +133,3 @@ def compare_versions(
         "left_out_missing": int(before - len(common)),
         "versions": entries,
     }
-
-
-def store_version_files(project, number: int, head_file: str, labels: dict[int, int],
-                        audit_items: set[int], extras: dict, metrics: dict) -> None:
-    """At a retrain: the new version's evaluation head and out-of-fold predictions beside its
-    head, and every version scored on the current audit items (``metrics["comparison"]``)."""
-    import logging
-
-    if extras["oof"] is not None:
-        artifacts.save_oof(head_file, extras["oof"])
-    extra = []
-    if extras["eval_head"] is not None:
-        artifacts.save_eval_head(head_file, extras["eval_head"], project.backbone,
-                                 extras["eval_train_ids"])
-        extra.append(Candidate(number, project.backbone, metrics["n_labels"], head_file))
-    try:
-        metrics["comparison"] = compare_versions(project, labels, audit_items, extra=extra)
-    except Exception as exc:  # noqa: BLE001 - an extra: never fail the retrain for it
-        logging.getLogger("labeler.training").exception(
-            "version comparison failed for project=%s", project.pk)
-        metrics["comparison_error"] = f"{type(exc).__name__}: {exc}"

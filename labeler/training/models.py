@@ -1,16 +1,86 @@
-"""Trained heads: one ModelVersion per retrain."""
+"""Background jobs (one Job model for every kind), trained heads (one ModelVersion per retrain)
+and backbone checks."""
 
 from __future__ import annotations
 
 from django.db import models
+from django.db.models import Q
 
 from labeler.projects.models import Project
+
+
+class Job(models.Model):
+    """One run of background work on a project. Every state change goes through
+    labeler.training.actions (``do_*``); at most one job per (project, kind) is active.
+
+    ``cursor`` is how far the job got, by kind: embedding, the highest item id whose chunk is
+    done (chunks are cut by id, so the next job starts where this one stopped); retrain, the
+    highest annotation id its labels include (annotations above it are the "new labels" that
+    call for the next retrain).
+    """
+
+    class Kind(models.TextChoices):
+        EMBED = "embed", "Embedding"
+        RETRAIN = "retrain", "Retrain"
+        MAP = "map", "Embedding map"
+        EXPORT = "export", "Export"
+        SWITCH_BACKBONE = "switch_backbone", "Backbone switch"
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        # Could not be queued (the broker was down): the sweep queues it when the broker is back.
+        DELAYED = "delayed", "Delayed"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    ACTIVE = (State.QUEUED, State.RUNNING, State.DELAYED)
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="jobs")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    # The owner: reports (progress, chunk done, results) count only with this token.
+    token = models.CharField(max_length=32)
+    params = models.JSONField(default=dict, blank=True)
+    cursor = models.BigIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    rate = models.FloatField(default=0.0, help_text="Items per second.")
+    message = models.TextField(blank=True)
+    result = models.CharField(max_length=500, blank=True, help_text="Location of its results.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(help_text="Last sign of life (queued, progress, beat).")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "kind"], condition=Q(status__in=["queued", "running", "delayed"]),
+                name="one_active_job_per_kind",
+            )
+        ]
+        indexes = [models.Index(fields=["project", "kind", "status", "id"], name="job_lookup")]
+
+    def __str__(self) -> str:
+        return f"{self.project} {self.kind} #{self.pk} ({self.status})"
+
+    @property
+    def active(self) -> bool:
+        return self.status in self.ACTIVE
 
 
 class Status(models.TextChoices):
     RUNNING = "running", "Running"
     READY = "ready", "Ready"
     FAILED = "failed", "Failed"
+
+
+class ModelVersionQuerySet(models.QuerySet):
+    def latest_ready(self, project: Project | int) -> ModelVersion | None:
+        """The project's newest ready version: what suggestions, pages and exports use."""
+        return self.filter(project=project, status=Status.READY).order_by("-number").first()
 
 
 class ModelVersion(models.Model):
@@ -25,6 +95,8 @@ class ModelVersion(models.Model):
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ModelVersionQuerySet.as_manager()
 
     class Meta:
         ordering = ["-number"]

@@ -1,110 +1,147 @@
-"""Requests for background work: embedding and retraining, each guarded so that at most one
-of each runs per project.
+"""Requests for background work: start a job (labeler.training.actions) and send its first
+message to a web task, which plans the work and sends it to the GPU workers.
 
-The guard is a timestamp on the project set by a conditional UPDATE (atomic on every database):
-only the request that flips it enqueues a task. A stale guard (a worker killed hard) expires.
-A request the broker refused is marked on the project (embed_status "delayed", retrain_delayed)
-and queued by the periodic sweep (labeler.training.sweep) once the broker is back.
+A request the broker refused leaves its job *delayed*: the periodic sweep (labeler.training.sweep)
+or the next request queues it once the broker is back, and the pages say that work waits.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
-from django.conf import settings
 from django.db import connection
-from django.db.models import Q
-from django.db.models.functions import Coalesce
-from django.utils import timezone
+from django.db.models import Max
 
 from labeler.annotations.models import Annotation
+from labeler.celery import app
 from labeler.items.models import Item
 from labeler.projects.models import Project
 
+from .actions import (
+    Kind,
+    State,
+    active_job,
+    do_delay_job,
+    do_fail_job,
+    do_requeue_job,
+    do_start_job,
+    stale_before,
+)
+from .models import Job
+
 logger = logging.getLogger("labeler.training")
 
-RETRAIN_GUARD = timedelta(seconds=settings.LABELER_RETRAIN_GUARD_SECONDS)
-EMBED_GUARD = timedelta(minutes=45)  # longer than one chunk; refreshed by each chunk
-# An embedding chain silent this long (no batch stored, no chunk started) is presumed dead.
-EMBED_STALE = timedelta(seconds=settings.LABELER_EMBED_STALE_SECONDS)
+#: The web task that takes each kind of job from queued to running (it gets the job's id).
+FIRST_STEP = {
+    Kind.EMBED: "labeler.training.tasks.embed_next",
+    Kind.SWITCH_BACKBONE: "labeler.training.tasks.embed_next",
+    Kind.RETRAIN: "labeler.training.tasks.run_retrain",
+    Kind.MAP: "labeler.insights.tasks.run_map",
+}
 
 
-def _enqueue(task, *args) -> bool:
-    """Send a task; if the broker is down, log it and say so instead of failing the request."""
+def send(name: str, *args) -> bool:
+    """Send a task by name; if the broker is down, log it and say so instead of failing."""
     try:
-        task.apply_async(args=args, retry=True, retry_policy={"max_retries": 2})
+        # ignore_result: else send_task waits on the result store too (~20 s with Redis down).
+        app.send_task(name, args=args, ignore_result=True, retry=True,
+                      retry_policy={"max_retries": 2})
     except Exception:  # kombu raises several types for an unreachable broker
-        logger.exception("could not enqueue %s%s: is Redis running?", task.name, args)
+        logger.exception("could not enqueue %s%s: is Redis running?", name, args)
         return False
     return True
 
 
-def request_embedding(project: Project | int, *, force: bool = False) -> bool:
-    """Enqueue the embedding task unless one is already queued or running for this project."""
-    from worker.tasks import embed_project
+def launch(job: Job) -> bool:
+    """Send the job's first message; a refused one leaves the job delayed (not lost)."""
+    if send(FIRST_STEP[job.kind], job.pk):
+        logger.info("%s queued for project %s (job %s)", job.kind, job.project_id, job.pk)
+        return True
+    do_delay_job(job, "could not be queued: the task broker (Redis) is unreachable")
+    return False
 
-    project_id = project if isinstance(project, int) else project.pk
-    now = timezone.now()
-    qs = Project.objects.filter(pk=project_id)
-    if not force:
-        qs = qs.filter(Q(embed_requested_at__isnull=True) | Q(embed_requested_at__lt=now - EMBED_GUARD))
-    if not qs.update(embed_requested_at=now, embed_status="queued"):
+
+def start(project: Project | int, kind: str, **fields) -> bool:
+    """Start a job of ``kind`` unless one is active; retry a delayed one. True if queued."""
+    job = do_start_job(project, kind, **fields)
+    if job is None:
+        current = active_job(project, kind)
+        if current is not None and current.status == State.DELAYED and do_requeue_job(current):
+            return launch(current)
         return False
-    if not _enqueue(embed_project, project_id):
-        # Not lost: the sweep queues it when the broker is back; the pages say it waits.
-        Project.objects.filter(pk=project_id).update(
-            embed_requested_at=None, embed_status="delayed",
-            delayed_since=Coalesce("delayed_since", now),
-        )
-        return False
-    logger.info("embedding queued for project %s", project_id)
-    return True
+    return launch(job)
+
+
+def resume_cursor(project_id: int, backbone: str) -> int:
+    """Where embedding with ``backbone`` stopped: items up to this id went through a chunk."""
+    return Job.objects.filter(
+        project_id=project_id, kind__in=[Kind.EMBED, Kind.SWITCH_BACKBONE],
+        params__backbone=backbone,
+    ).aggregate(m=Max("cursor"))["m"] or 0
+
+
+def request_embedding(project: Project | int, *, rescan: bool = False) -> bool:
+    """Embed the items the project's backbone has not embedded yet (from where it stopped, or
+    from the first item with ``rescan``)."""
+    if isinstance(project, int):
+        project = Project.objects.get(pk=project)
+    cursor = 0 if rescan else resume_cursor(project.pk, project.backbone)
+    return start(project, Kind.EMBED, cursor=cursor,
+                 params={"backbone": project.backbone, "weights": project.backbone_weights})
+
+
+def request_switch(project: Project, backbone: str, weights: str = "") -> bool:
+    """Embed every item with ``backbone`` while the current one keeps serving, then swap it in
+    (labeler.training.embedding.finish). A switch to another backbone replaces this one."""
+    current = active_job(project, Kind.SWITCH_BACKBONE)
+    if current is not None:
+        if current.params.get("backbone") == backbone and current.params.get("weights") == weights:
+            return False
+        do_fail_job(current, f"cancelled: replaced by a switch to {backbone}")
+    return start(project, Kind.SWITCH_BACKBONE, cursor=resume_cursor(project.pk, backbone),
+                 params={"backbone": backbone, "weights": weights})
+
+
+def cancel_switch(project: Project) -> bool:
+    current = active_job(project, Kind.SWITCH_BACKBONE)
+    return current is not None and do_fail_job(current, "cancelled: the backbone was kept")
 
 
 def request_retrain(project: Project | int) -> bool:
-    """Enqueue a retrain unless one is queued or running. Returns True if one was queued."""
-    from worker.tasks import retrain_project
+    """Retrain unless a retrain is queued or running. True if one was queued."""
+    return start(project, Kind.RETRAIN)
 
-    project_id = project if isinstance(project, int) else project.pk
-    now = timezone.now()
-    updated = Project.objects.filter(
-        Q(retrain_requested_at__isnull=True) | Q(retrain_requested_at__lt=now - RETRAIN_GUARD),
-        pk=project_id,
-    ).update(retrain_requested_at=now, retrain_delayed=False)
-    if not updated:
-        return False
-    if not _enqueue(retrain_project, project_id):
-        # The guard is released (the next label may try again) and the sweep retries it.
-        Project.objects.filter(pk=project_id).update(
-            retrain_requested_at=None, retrain_delayed=True,
-            delayed_since=Coalesce("delayed_since", now),
-        )
-        return False
-    logger.info("retrain queued for project %s", project_id)
-    return True
+
+def request_map(project: Project) -> bool:
+    """Compute the embedding map unless it is being computed. True if queued by this call."""
+    return start(project, Kind.MAP, params={"backbone": project.backbone})
 
 
 def request_retrain_if_due(project: Project | int) -> bool:
     """Retrain after every `retrain_every` new labels (and for the first model, at that count).
 
-    New labels are annotations saved since the last retrain read its labels. This runs after
-    every saved label, so it counts at most `retrain_every` of them, whatever the project's size.
+    New labels are annotations saved since the last retrain read its labels (the ``cursor`` of
+    its job). This runs after every saved label, so it reads one row and counts at most
+    `retrain_every` annotations, whatever the project's size.
     """
     project_id = project if isinstance(project, int) else project.pk
+    jobs = Job._meta.db_table
     with connection.cursor() as cursor:
-        # "Guarded": a retrain was requested recently and is queued or running.
-        since = connection.ops.adapt_datetimefield_value(timezone.now() - RETRAIN_GUARD)
+        since = connection.ops.adapt_datetimefield_value(stale_before())
         cursor.execute(
-            f"SELECT retrain_every, retrain_mark,"
-            " retrain_requested_at IS NOT NULL AND retrain_requested_at > %s"
-            f" FROM {Project._meta.db_table} WHERE id = %s",
-            [since, project_id],
+            f"SELECT p.retrain_every,"
+            f" (SELECT j.cursor FROM {jobs} j WHERE j.project_id = p.id AND j.kind = %s"
+            "   AND j.status = %s ORDER BY j.id DESC LIMIT 1),"
+            f" EXISTS (SELECT 1 FROM {jobs} j WHERE j.project_id = p.id AND j.kind = %s"
+            "   AND j.status IN (%s, %s) AND j.heartbeat_at > %s)"
+            f" FROM {Project._meta.db_table} p WHERE p.id = %s",
+            [Kind.RETRAIN, State.DONE, Kind.RETRAIN, State.QUEUED, State.RUNNING, since,
+             project_id],
         )
         row = cursor.fetchone()
         if row is None or row[2]:
-            return False
-        every, mark = max(1, row[0]), row[1]
+            return False  # no such project, or a retrain is queued or running
+        every, mark = max(1, row[0]), row[1] or 0
         cursor.execute(
             # Items, not rows: one visit answers every label set, one row per set.
             f"SELECT COUNT(*) FROM (SELECT DISTINCT a.item_id FROM {Annotation._meta.db_table} a"
@@ -116,3 +153,17 @@ def request_retrain_if_due(project: Project | int) -> bool:
     if new_labels >= every:
         return request_retrain(project_id)
     return False
+
+
+def embedding_job(project: Project) -> Job | None:
+    """The embedding the pages show: the active one (the current backbone's first, then a
+    switch's), else the latest."""
+    jobs = Job.objects.filter(project=project, kind__in=[Kind.EMBED, Kind.SWITCH_BACKBONE])
+    active = sorted(jobs.filter(status__in=Job.ACTIVE), key=lambda j: j.kind != Kind.EMBED)
+    return active[0] if active else jobs.order_by("-id").first()
+
+
+def retraining(project: Project) -> bool:
+    """A retrain is queued or running (not delayed: that one the notice explains)."""
+    return Job.objects.filter(project=project, kind=Kind.RETRAIN,
+                              status__in=[State.QUEUED, State.RUNNING]).exists()

@@ -102,9 +102,9 @@ def stack_factory(private_redis, labeler_dirs, settings, transactional_db):
         py = sys.executable
         parts = [
             # As scripts/run.sh starts them (one worker, resume_work before each start).
-            f"worker={py} manage.py resume_work; exec {py} -m celery -A worker.celery_app worker"
-            " -l info --concurrency 2 -Q labeler --without-gossip --without-mingle",
-            f"beat=exec {py} -m celery -A worker.celery_app beat -l info"
+            f"worker={py} manage.py resume_work; exec {py} -m celery -A labeler worker"
+            " -l info --concurrency 2 -Q web,gpu --without-gossip --without-mingle",
+            f"beat=exec {py} -m celery -A labeler beat -l info"
             f" --schedule {labeler_dirs / 'celerybeat-schedule'}",
         ]
         if web:
@@ -199,16 +199,19 @@ class WebClient:
 
 
 def embedded_ids(project) -> set[int]:
-    from worker.tasks import store_for
+    from labeler.training.stores import store_for
 
     return set(store_for(project.pk, project.backbone).ids().tolist())
 
 
 def settled(project) -> bool:
     """All embedded and no background work queued or running."""
+    from labeler.training.models import Job
+
     project.refresh_from_db()
-    return (all_embedded(project) and project.embed_requested_at is None
-            and project.retrain_requested_at is None)
+    busy = Job.objects.filter(project=project, kind__in=[Job.Kind.EMBED, Job.Kind.RETRAIN],
+                              status__in=Job.ACTIVE).exists()
+    return all_embedded(project) and not busy
 
 
 def all_embedded(project) -> bool:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import time
 
-from django.utils import timezone
-
 from labeler.annotations.models import Annotation
 from labeler.items.models import UNRANKED, Item
-from labeler.projects.models import Project, Role
+from labeler.projects.models import Role
 from labeler.projects.services import set_member
-from labeler.training.models import ModelVersion, Status
+from labeler.training.actions import do_start_job
+from labeler.training.models import Job, ModelVersion, Status
 
 from ..conftest import jpeg_bytes, wait_for
 from .conftest import WebClient, all_embedded, elapsed_since, settled
@@ -47,8 +46,7 @@ def test_outage_mid_upload_and_labeling_catches_up(
     # Mid-labeling: every label is saved; the retrain they call for waits.
     statuses = [web.label_next(project.pk, label) for _ in range(3)]
     assert statuses == [201, 201, 201] or all(s in (200, 201) for s in statuses), statuses
-    project.refresh_from_db()
-    assert project.embed_status == "delayed" and project.retrain_delayed
+    assert delayed_kinds(project) == {"embed", "retrain"}
     assert "could not be queued" in web.request("GET", f"/projects/{project.pk}/")[1].decode()
 
     private_redis.start()
@@ -66,21 +64,26 @@ def test_outage_mid_upload_and_labeling_catches_up(
     assert Annotation.objects.filter(item__project=project).count() == 3  # nothing lost
     wait_for(lambda: web.json(f"/api/projects/{project.pk}/status/")["delayed"] is None, 20, 0.5,
              "the delay notice to clear")
-    project = Project.objects.get(pk=project.pk)
-    assert not project.retrain_delayed and project.delayed_since is None
+    assert delayed_kinds(project) == set()
+
+
+def delayed_kinds(project) -> set[str]:
+    return set(Job.objects.filter(project=project, status=Job.State.DELAYED)
+               .values_list("kind", flat=True))
 
 
 def test_lost_messages_are_queued_again(stack_factory, project_factory, add_images):
-    """Messages lost with a Redis restart (no snapshot) leave guards that nobody holds: the
-    sweep's orphan check (LABELER_ORPHAN_SECONDS=4 here) queues the work again."""
+    """Messages lost with a Redis restart (no snapshot) leave jobs that nobody works on: the
+    sweep's orphan check (LABELER_ORPHAN_SECONDS=4 here) starts the work again."""
     project = project_factory("Lost", classes=("a", "b"))
     stack_factory(web=False)
     items = add_images(project, 3)
-    # As if an embedding and a retrain had been queued, then Redis restarted empty.
-    lost_at = timezone.now()
-    Project.objects.filter(pk=project.pk).update(
-        embed_requested_at=lost_at, embed_status="queued", retrain_requested_at=lost_at
-    )
+    wait_for(lambda: settled(project), 120, 0.5, "the images to be embedded and ranked")
+    Item.objects.filter(project=project).update(query_rank=UNRANKED)
+    # As if an embedding and a retrain had been queued, then Redis restarted empty: jobs whose
+    # first message was never delivered.
+    assert do_start_job(project, Job.Kind.EMBED, params={"backbone": project.backbone})
+    assert do_start_job(project, Job.Kind.RETRAIN)
     started = time.monotonic()
 
     def recovered() -> bool:

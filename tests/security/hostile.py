@@ -48,7 +48,8 @@ def evil_jpeg(colour: tuple[int, int, int]) -> bytes:
 
 @pytest.fixture
 def hostile(db, make_user, project_factory):
-    from worker.tasks import _retrain, store_for
+    from labeler.training.retrain import retrain_now
+    from labeler.training.stores import store_for
 
     lead = make_user("lead")
     annotator = make_user("ann")
@@ -81,6 +82,6 @@ def hostile(db, make_user, project_factory):
     store_for(project.pk, project.backbone).append(
         np.array([it.pk for it in items]), X.astype(np.float32)
     )
-    assert _retrain(project) is not None
+    assert retrain_now(project) is not None
     return {"project": project, "lead": lead, "annotator": annotator, "admin": admin,
             "items": items, "classes": classes, "X": X, "tag_set": tags}

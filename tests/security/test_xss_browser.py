@@ -87,7 +87,7 @@ def _hover_chart(page, attack: Attack, dom_id: str, points_js: str) -> list[str]
 
 @pytest.mark.django_db(transaction=True)
 def test_no_attacker_script_runs_on_any_page(live_server, browser, hostile, redis_url):  # noqa: F811
-    from worker.tasks import store_for
+    from labeler.training.stores import store_for
 
     project, base, attack = hostile["project"], live_server.url, Attack()
     pid = project.pk

@@ -18,6 +18,7 @@ merged but not yet deleted when a compaction crashed can never produce duplicate
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import secrets
@@ -27,40 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
+from worker import storage
+
 __all__ = ["EmbeddingStore"]
 
 _FORMAT = 1
 _MANIFEST = "manifest.json"
 _CHUNKS = "chunks"
 _STALE_TMP_S = 3600.0  # temp files older than this belong to a dead writer
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write through `write(fileobj)` into a temp file, fsync, then rename into place."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
 
 
 def _last_wins(ids: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -76,16 +51,19 @@ def _last_wins(ids: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarra
 class EmbeddingStore:
     """Embeddings of one (project, backbone) in a folder; safe against crashes mid-write.
 
-    One writer at a time is assumed (the embedding task of that project); readers may run
-    concurrently and always see a consistent state.
+    The folder is a storage location (worker.storage): a local path or a URL. Appends may
+    come from several writers at once (each chunk is a new, uniquely named object); compaction
+    is one writer's job (the embedding job's, one chunk at a time). Readers may run concurrently
+    and always see a consistent state.
     """
 
     max_chunks = 1024  # append() compacts by itself once this many chunks accumulate
 
     def __init__(self, root: str | os.PathLike[str], dim: int | None = None) -> None:
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / _CHUNKS).mkdir(exist_ok=True)
+        self.loc = storage.Location(root)
+        self.root = Path(self.loc.path) if self.loc.local else self.loc.url
+        self._fs, self._path = self.loc.fs, self.loc.path.rstrip("/")
+        self._fs.makedirs(f"{self._path}/{_CHUNKS}", exist_ok=True)
         manifest = self._manifest()
         stored = manifest.get("dim") if manifest else None
         if stored is None:
@@ -119,7 +97,7 @@ class EmbeddingStore:
         def write(f) -> None:
             np.savez(f, ids=ids, embeddings=emb16)
 
-        _atomic_write(self.root / _CHUNKS / name, write)
+        storage.write_atomic(self.loc.child(_CHUNKS, name), write)
         if self._manifest() is None:
             # Record the dimension early so a store holding only chunks still knows it.
             self._write_manifest(generation=None, count=0)
@@ -137,24 +115,21 @@ class EmbeddingStore:
         ids, emb = self._merge(manifest, chunk_files)
         old_gen = manifest.get("generation") if manifest else None
         gen = (old_gen or 0) + 1
-        _atomic_write(self.root / f"ids.{gen}.npy", lambda f: np.save(f, ids))
-        _atomic_write(self.root / f"embeddings.{gen}.npy", lambda f: np.save(f, emb))
+        storage.write_atomic(self.loc.child(f"ids.{gen}.npy"), lambda f: np.save(f, ids))
+        storage.write_atomic(self.loc.child(f"embeddings.{gen}.npy"), lambda f: np.save(f, emb))
         self._write_manifest(generation=gen, count=len(ids))  # the switch: atomic
         for p in chunk_files:
-            p.unlink(missing_ok=True)
+            self._unlink(p)
         if old_gen is not None:
             for stem in ("ids", "embeddings"):
-                (self.root / f"{stem}.{old_gen}.npy").unlink(missing_ok=True)
-        _fsync_dir(self.root / _CHUNKS)
+                self._unlink(f"{self._path}/{stem}.{old_gen}.npy")
 
     def clear(self) -> None:
         """Remove every stored embedding (the folder itself stays)."""
-        manifest_path = self.root / _MANIFEST
-        manifest_path.unlink(missing_ok=True)
-        for p in list(self.root.glob("ids.*.npy")) + list(self.root.glob("embeddings.*.npy")):
-            p.unlink(missing_ok=True)
-        for p in self._chunk_files():
-            p.unlink(missing_ok=True)
+        self._unlink(f"{self._path}/{_MANIFEST}")
+        for p in (self._fs.glob(f"{self._path}/ids.*.npy")
+                  + self._fs.glob(f"{self._path}/embeddings.*.npy") + self._chunk_files()):
+            self._unlink(p)
         self._cleanup_tmp(max_age=0.0)
         self.dim = None
 
@@ -184,7 +159,7 @@ class EmbeddingStore:
                 manifest = self._manifest()
                 parts = [self._base_ids(manifest)]
                 for p in self._chunk_files():
-                    with np.load(p) as z:
+                    with self._npz(p) as z:
                         parts.append(z["ids"])
                 return np.unique(np.concatenate(parts)).astype(np.int64, copy=False)
             except FileNotFoundError:
@@ -223,21 +198,38 @@ class EmbeddingStore:
 
     def _manifest(self) -> dict | None:
         try:
-            return json.loads((self.root / _MANIFEST).read_text())
+            return json.loads(self._fs.cat_file(f"{self._path}/{_MANIFEST}"))
         except FileNotFoundError:
             return None
 
     def _write_manifest(self, generation: int | None, count: int) -> None:
         data = {"format": _FORMAT, "dim": self.dim, "generation": generation, "count": count}
         payload = json.dumps(data).encode()
-        _atomic_write(self.root / _MANIFEST, lambda f: f.write(payload))
+        storage.write_atomic(self.loc.child(_MANIFEST), lambda f: f.write(payload))
 
-    def _chunk_files(self) -> list[Path]:
-        return sorted((self.root / _CHUNKS).glob("chunk-*.npz"))
+    def _chunk_files(self) -> list[str]:
+        return sorted(self._fs.glob(f"{self._path}/{_CHUNKS}/chunk-*.npz"))
+
+    def _unlink(self, path: str) -> None:
+        try:
+            self._fs.rm_file(path)
+        except FileNotFoundError:
+            pass
+
+    def _npy(self, path: str, mmap: bool = False) -> np.ndarray:
+        """A .npy object: memory-mapped when local and asked for, else read whole."""
+        if self.loc.local:
+            return np.load(path, mmap_mode="r" if mmap else None)
+        return np.load(io.BytesIO(self._fs.cat_file(path)))
+
+    def _npz(self, path: str):
+        if self.loc.local:
+            return np.load(path)
+        return np.load(io.BytesIO(self._fs.cat_file(path)))
 
     def _dim_from_chunks(self) -> int | None:
         for p in self._chunk_files():
-            with np.load(p) as z:
+            with self._npz(p) as z:
                 return int(z["embeddings"].shape[1])
         return None
 
@@ -245,23 +237,23 @@ class EmbeddingStore:
         gen = manifest.get("generation") if manifest else None
         if gen is None:
             return np.empty(0, dtype=np.int64)
-        return np.load(self.root / f"ids.{gen}.npy")
+        return self._npy(f"{self._path}/ids.{gen}.npy")
 
     def _base(self, manifest: dict | None, mmap: bool) -> tuple[np.ndarray, np.ndarray]:
         gen = manifest.get("generation") if manifest else None
         if gen is None:
             return np.empty(0, dtype=np.int64), np.empty((0, self.dim or 0), dtype=np.float16)
-        ids = np.load(self.root / f"ids.{gen}.npy")
-        emb = np.load(self.root / f"embeddings.{gen}.npy", mmap_mode="r" if mmap else None)
+        ids = self._npy(f"{self._path}/ids.{gen}.npy")
+        emb = self._npy(f"{self._path}/embeddings.{gen}.npy", mmap=mmap)
         return ids, emb
 
     def _merge(
-        self, manifest: dict | None, chunk_files: list[Path]
+        self, manifest: dict | None, chunk_files: list[str]
     ) -> tuple[np.ndarray, np.ndarray]:
         base_ids, base_emb = self._base(manifest, mmap=True)
         id_parts, emb_parts = [base_ids], [np.asarray(base_emb)]
         for p in chunk_files:
-            with np.load(p) as z:
+            with self._npz(p) as z:
                 id_parts.append(z["ids"])
                 emb_parts.append(z["embeddings"])
         dim = self.dim if self.dim is not None else emb_parts[-1].shape[1]
@@ -269,8 +261,10 @@ class EmbeddingStore:
         return _last_wins(np.concatenate(id_parts), np.concatenate(emb_parts))
 
     def _cleanup_tmp(self, max_age: float) -> None:
+        if not self.loc.local:
+            return  # temporary files exist only on local disks (object stores PUT whole)
         now = time.time()
-        for folder in (self.root, self.root / _CHUNKS):
+        for folder in (Path(self._path), Path(self._path) / _CHUNKS):
             for p in folder.glob("*.tmp"):
                 try:
                     if now - p.stat().st_mtime >= max_age:

@@ -24,6 +24,8 @@ from torchvision.io import ImageReadMode
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
+from worker import storage
+
 __all__ = [
     "crop_box",
     "crop_resize_chw",
@@ -81,9 +83,9 @@ def crop_box(width: int, height: int, resize_size: int, input_size: int) -> tupl
 
 
 def read_bytes(path: str | os.PathLike[str]) -> bytearray:
-    """The file's bytes in a writable buffer (torch.frombuffer wants one)."""
-    with open(path, "rb") as f:
-        return bytearray(f.read())
+    """The image's bytes (a path or a storage URL) in a writable buffer (torch.frombuffer wants
+    one)."""
+    return bytearray(storage.read_bytes(path))
 
 
 def crop_resize_chw(

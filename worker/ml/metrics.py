@@ -10,11 +10,7 @@ coverage for small samples and accuracies near 0 or 1 (Brown, Cai & DasGupta 200
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 from statistics import NormalDist
-from typing import Any
-
-import numpy as np
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -36,57 +32,3 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     return low, high
 
 
-@dataclass(frozen=True)
-class AccuracyEstimate:
-    """Accuracy on ``n`` items with a confidence interval ``[low, high]``."""
-
-    accuracy: float | None
-    low: float
-    high: float
-    n: int
-    confidence: float = 0.95
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready (e.g. for ``ModelVersion.metrics``)."""
-        return asdict(self)
-
-
-def accuracy_with_ci(y_true: np.ndarray, y_pred: np.ndarray,
-                     confidence: float = 0.95) -> AccuracyEstimate:
-    """Accuracy of ``y_pred`` against ``y_true`` with a Wilson interval (audit estimate)."""
-    y_true = np.asarray(y_true)
-    y_pred = np.asarray(y_pred)
-    if y_true.shape != y_pred.shape:
-        raise ValueError(f"shape mismatch: {y_true.shape} vs {y_pred.shape}")
-    n = int(y_true.size)
-    k = int((y_true == y_pred).sum())
-    low, high = wilson_interval(k, n, confidence)
-    return AccuracyEstimate(k / n if n else None, low, high, n, confidence)
-
-
-def cross_val_accuracy(X: np.ndarray, y: np.ndarray, *, C: float | None = None, cv: int = 5,
-                       random_state: int | None = 0) -> float | None:
-    """Stratified k-fold accuracy of :class:`~worker.ml.head.LogisticHead` on the labels.
-
-    ``None`` when the labels do not allow it (one class, or a class with a single example).
-    With ``C=None`` the value is the one the head computes while choosing ``C`` (slightly
-    optimistic: the best of a small grid); pass the chosen ``C`` for a plain CV estimate.
-    Biased by active learning either way — report it *beside* the audit estimate.
-    """
-    from sklearn.model_selection import StratifiedKFold
-
-    from worker.ml.head import LogisticHead
-
-    X = np.asarray(X)
-    y = np.asarray(y)
-    classes, y_idx, counts = np.unique(y, return_inverse=True, return_counts=True)
-    if len(classes) < 2 or counts.min() < 2:
-        return None
-    if C is None:
-        return LogisticHead(cv=cv, random_state=random_state).fit(X, y).cv_accuracy_
-    folds = StratifiedKFold(min(cv, int(counts.min())), shuffle=True, random_state=random_state)
-    correct = 0
-    for train, test in folds.split(X, y_idx):
-        head = LogisticHead(C=C, cv=1, random_state=random_state).fit(X[train], y[train])
-        correct += int((head.predict(X[test]) == y[test]).sum())
-    return correct / len(y)

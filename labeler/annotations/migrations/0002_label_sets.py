@@ -29,7 +29,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ("annotations", "0001_initial"),
-        ("projects", "0007_label_sets"),
+        ("projects", "0008_label_sets"),
     ]
 
     operations = [

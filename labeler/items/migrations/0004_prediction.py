@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('items', '0003_item_table'),
-        ('projects', '0007_label_sets'),
+        ('projects', '0008_label_sets'),
     ]
 
     operations = [

@@ -1,4 +1,4 @@
-"""Files a retrain leaves beside a version's head (``MODELS_ROOT/<project>/v<N>.joblib``).
+"""Files a retrain leaves beside a version's head (``<models>/<project>/v<N>.joblib``).
 
 * ``v<N>.eval.joblib`` — the *evaluation head*: the product's head fitted on the version's
   labels except the audit ones, with the ids it was trained on. It is what the version is
@@ -9,18 +9,23 @@
   label given then, predicted class id, its probability, label-error candidate flag): the one
   cross-validation behind its CV accuracy, confusion matrix, label-error list and the map's
   "disagrees" filter.
+
+The GPU worker writes them (worker.tasks), the web side reads them; both through
+worker.storage, so a head location may be a local path or a storage URL.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-import secrets
 from pathlib import Path
 
-import joblib
 import numpy as np
 
+from worker import storage
+
 OOF_KEYS = ("item", "given", "predicted", "confidence", "candidate")
+logger = logging.getLogger("worker.artifacts")
 
 
 def _sibling(head_file: str | os.PathLike[str], suffix: str) -> Path:
@@ -36,21 +41,12 @@ def oof_path(head_file: str | os.PathLike[str]) -> Path:
     return _sibling(head_file, ".oof.npz")
 
 
-def _replace(path: Path, write) -> None:
-    """Write to a temporary name, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-    os.replace(tmp, path)
-
-
 def save_eval_head(head_file, head, backbone: str, train_ids: np.ndarray) -> None:
     bundle = {
         "head": head, "backbone": backbone, "classes": head.classes_.tolist(),
         "train_ids": np.asarray(train_ids, dtype=np.int64),
     }
-    _replace(eval_head_path(head_file), lambda f: joblib.dump(bundle, f))
+    storage.dump_object(eval_head_path(head_file), bundle)
 
 
 def load_eval_head(head_file: str) -> dict | None:
@@ -58,20 +54,17 @@ def load_eval_head(head_file: str) -> dict | None:
     if not head_file:
         return None
     path = eval_head_path(head_file)
-    if not path.is_file():
-        return None
     try:
-        return joblib.load(path)
+        return storage.load_object(path)
+    except FileNotFoundError:
+        return None
     except (OSError, EOFError, ValueError) as exc:  # a damaged file: not comparable, not a 500
-        import logging
-
-        logging.getLogger("labeler.training").warning("unreadable %s: %s", path, exc)
+        logger.warning("unreadable %s: %s", path, exc)
         return None
 
 
 def save_oof(head_file, oof: dict) -> None:
-    arrays = {k: np.asarray(oof[k]) for k in OOF_KEYS}
-    _replace(oof_path(head_file), lambda f: np.savez(f, **arrays))
+    storage.save_arrays(oof_path(head_file), **{k: np.asarray(oof[k]) for k in OOF_KEYS})
 
 
 def load_oof(head_file: str) -> dict | None:
@@ -79,7 +72,7 @@ def load_oof(head_file: str) -> dict | None:
     if not head_file:
         return None
     try:
-        with np.load(oof_path(head_file)) as z:
-            return {k: z[k] for k in OOF_KEYS}
+        arrays = storage.load_arrays(oof_path(head_file))
+        return {k: arrays[k] for k in OOF_KEYS}
     except (FileNotFoundError, KeyError, ValueError, OSError):
         return None

@@ -26,7 +26,7 @@ def back_to_one_question(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("projects", "0006_labelclass_plural"),
+        ("projects", "0007_job_fields_to_training_job"),
     ]
 
     operations = [

@@ -1,0 +1,144 @@
+"""Retrain jobs on the web side: plan one (read the current labels, choose the version number
+and the locations), send it to a GPU worker (worker.tasks.retrain), and ingest its results
+(the new ModelVersion, the ranking, every item's suggestion).
+
+The worker writes the head and a results file to storage and reports; the version is created
+only when that report is ingested, in the same transaction that finishes the job with the
+job's token, so a duplicated report (a worker killed after reporting, its message redelivered)
+creates nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from labeler.annotations.current import current_labels
+from labeler.annotations.models import Annotation
+from labeler.projects.label_sets import primary_set
+from labeler.projects.models import Project
+from worker import compute, storage
+
+from .actions import (
+    Kind,
+    active_job,
+    do_delay_job,
+    do_fail_job,
+    do_finish_job,
+    do_heartbeat,
+    do_plan_job,
+    do_start_job,
+)
+from .comparison import Candidate, compare_versions
+from .ingest import store_oof, store_predictions, store_ranking
+from .models import Job, ModelVersion, Status
+from .services import send
+from .set_training import plan_sets, store_set_predictions
+from .stores import head_location, result_location, store_location
+
+logger = logging.getLogger("labeler.training")
+
+
+def plan(job: Job) -> dict:
+    """The worker's message for a retrain job: everything it needs, as plain data."""
+    project = job.project
+    # Taken before the labels are read, so that a label saved meanwhile counts as new.
+    mark = Annotation.objects.filter(item__project=project).aggregate(m=Max("id"))["m"] or 0
+    labels, audit = current_labels(project)
+    number = (ModelVersion.objects.filter(project=project).aggregate(m=Max("number"))["m"]
+              or 0) + 1
+    locations = {"number": number, "backbone": project.backbone,
+                 "strategy": project.query_strategy,
+                 "head": head_location(project.pk, number),
+                 "result": result_location(project.pk, job.pk)}
+    sets = plan_sets(project, audit)  # the other label sets' labels (one head each)
+    do_plan_job(job, cursor=mark, params={**locations, "sets": [s["id"] for s in sets]})
+    primary = primary_set(project)
+    return {
+        "id": job.pk, "token": job.token, "heartbeat": settings.LABELER_HEARTBEAT_SECONDS,
+        "project": project.pk, "store": store_location(project.pk, project.backbone),
+        "n_classes": project.classes.filter(label_set=primary).count(),
+        "query_pool": settings.LABELER_QUERY_POOL_SIZE,
+        "retrain_every": project.retrain_every, "items": list(labels),
+        "labels": list(labels.values()), "audit": sorted(audit), "sets": sets, **locations,
+    }
+
+
+def run_retrain(job_id: int) -> str:
+    """The job's first step: plan it and send it to a GPU worker."""
+    job = Job.objects.select_related("project").filter(pk=job_id, status__in=Job.ACTIVE).first()
+    if job is None:
+        return "gone"
+    message = plan(job)
+    if not send("worker.tasks.retrain", message):
+        do_delay_job(job, "could not be queued: the task broker (Redis) is unreachable")
+        return "delayed"
+    return "dispatched"
+
+
+def ingest(job_id: int, token: str, report: dict) -> dict | None:
+    """Store a retrain's results. Returns ``{"version", **metrics}``, or None when it made no
+    model (a cold-start ranking) or the job is no longer this token's (nothing changes)."""
+    job = Job.objects.select_related("project").filter(
+        pk=job_id, token=token, status__in=Job.ACTIVE).first()
+    if job is None:
+        return None
+    project, p = job.project, job.params
+    results = storage.load_arrays(p["result"])
+    if not report["model"]:
+        if len(results["ranked"]):
+            store_ranking(project, results["ranked"].tolist())
+        do_finish_job(job_id, token, message="labeled items not embedded yet"
+                      if report.get("skipped") else "")
+        storage.remove(p["result"])
+        return None
+    metrics = report["metrics"]
+    labels, audit = current_labels(project)
+    extra = ([Candidate(p["number"], p["backbone"], metrics["n_labels"], p["head"])]
+             if report.get("eval_head") else [])
+    try:  # every version scored on the current audit items (labeler.training.comparison)
+        metrics["comparison"] = compare_versions(project, labels, audit, extra=extra)
+    except Exception as exc:  # noqa: BLE001 - an extra: never fail the retrain for it
+        logger.exception("version comparison failed for project=%s", project.pk)
+        metrics["comparison_error"] = f"{type(exc).__name__}: {exc}"
+    store_predictions(project, results["ids"], results["predicted"], results["confidence"],
+                      results["ranked"].tolist())
+    if len(results["oof_item"]):  # the item table's confusion-matrix cells
+        store_oof(results["oof_item"], results["oof_predicted"].tolist())
+    store_set_predictions(results, [{"id": s} for s in p.get("sets", [])])
+    with transaction.atomic():
+        if not do_finish_job(job_id, token, result=p["head"]):
+            return None
+        ModelVersion.objects.create(
+            project=project, number=p["number"], status=Status.READY, backbone=p["backbone"],
+            strategy=p["strategy"], labels_used=report["labels_used"], metrics=metrics,
+            head_file=p["head"], finished_at=timezone.now(),
+        )
+    storage.remove(p["result"])
+    logger.info("project=%s v%d ready: cv_accuracy=%s", project.pk, p["number"],
+                metrics.get("cv_accuracy"))
+    return {"version": p["number"], **metrics}
+
+
+def retrain_now(project: Project) -> dict | None:
+    """Run a whole retrain in this process (tests, benchmarks, scripts): the same plan, compute
+    and ingest as through the queue. A retrain job active meanwhile is replaced."""
+    job = do_start_job(project, Kind.RETRAIN)
+    if job is None:
+        current = active_job(project, Kind.RETRAIN)
+        if current is not None:
+            do_fail_job(current, "replaced by a retrain run in-process")
+        job = do_start_job(project, Kind.RETRAIN)
+    job.project = project
+    message = plan(job)
+    do_heartbeat(job.pk, job.token)
+    try:
+        report = compute.train_and_rank(message)
+    except Exception as exc:
+        do_fail_job(job, f"{type(exc).__name__}: {exc}", token=job.token)
+        raise
+    return ingest(job.pk, job.token, report)

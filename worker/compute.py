@@ -1,0 +1,277 @@
+"""What a GPU worker computes, as plain functions of plain data (no Celery, no Django).
+
+Each function gets everything in its arguments: item ids with their image locations, label
+arrays, the backbone, the strategy and its parameters, and the storage locations to read and
+write (worker.storage). worker.tasks wraps them as Celery tasks; the web side also calls them
+in-process where a test or a benchmark wants a retrain now (labeler.training.retrain.retrain_now).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from worker import artifacts, storage
+from worker.ml.embedding_store import EmbeddingStore
+from worker.set_learning import learn_sets
+
+logger = logging.getLogger("worker.compute")
+
+#: ``progress(done, rate)``: called as work advances (the task turns it into heartbeats).
+Progress = Callable[[int, float], None]
+
+
+@lru_cache(maxsize=2)
+def get_featurizer(backbone: str, weights_path: str = "", batch_size: int = 0):
+    """One featurizer per worker process and backbone: loading weights costs seconds."""
+    from worker.ml.featurizer import Featurizer
+
+    return Featurizer(backbone, batch_size=batch_size or None, weights_path=weights_path or None)
+
+
+def embed_items(
+    store_location: str, backbone: str, ids: list[int], images: list[str], *,
+    weights: str = "", batch_size: int = 0, compact: bool = True,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Embed the items of ``ids`` that the store lacks, batch by batch (each batch a chunk file:
+    a worker killed mid-way loses at most one batch, and a rerun skips what is stored).
+
+    Returns ``{"embedded": n, "errors": {item id: message}, "rate": images/s}``.
+    """
+    store = EmbeddingStore(store_location)
+    ids_arr = np.asarray(ids, dtype=np.int64)
+    todo = np.flatnonzero(~np.isin(ids_arr, store.ids())) if len(ids_arr) else ids_arr
+    errors: dict[int, str] = {}
+    embedded = 0
+    rate = 0.0
+    if len(todo):
+        featurizer = get_featurizer(backbone, weights, batch_size)
+        todo_ids = ids_arr[todo]
+        started = time.monotonic()
+        done = 0
+        for batch in featurizer.iter_batches([images[i] for i in todo.tolist()]):
+            if len(batch.indices):
+                store.append(todo_ids[batch.indices], batch.embeddings)
+            for index, message in batch.errors.items():
+                errors[int(todo_ids[index])] = message[:1000]
+            embedded += len(batch.indices)
+            done += len(batch.indices) + len(batch.errors)
+            rate = done / max(time.monotonic() - started, 1e-6)
+            if progress is not None:
+                progress(done, rate)
+            logger.info("embed %s: %d/%d (%.1f img/s)", backbone, done, len(todo_ids), rate)
+    if compact:
+        store.compact()
+    return {"embedded": embedded, "errors": errors, "rate": rate, "skipped": int(len(ids) - len(todo))}
+
+
+def rank_pool(strategy: str, head, ids: np.ndarray, matrix, labeled: np.ndarray,
+              X_lab: np.ndarray | None, *, n_classes: int, query_pool: int,
+              retrain_every: int) -> np.ndarray:
+    """The next ``query_pool`` unlabeled items by the strategy, best first.
+
+    ``head`` None: no model yet (the strategies' cold start). The ranking is optimised for its
+    first ``retrain_every`` items, the ones labeled before the next retrain re-ranks.
+    """
+    from worker.ml.strategies import select
+
+    rows = np.flatnonzero(~np.isin(ids, labeled))
+    if not len(rows):
+        return np.zeros(0, dtype=np.int64)
+    X_pool = np.asarray(matrix[rows], dtype=np.float32)
+    if X_lab is None:
+        X_lab = np.zeros((0, X_pool.shape[1]), dtype=np.float32)
+    order = select(strategy, head, X_pool, min(len(rows), query_pool), X_labeled=X_lab,
+                   n_classes=n_classes, batch_size=retrain_every)
+    return ids[rows[np.asarray(order, dtype=np.int64)]].astype(np.int64)
+
+
+def _predict_in_chunks(head, matrix, chunk: int = 20000) -> np.ndarray:
+    parts = [
+        head.predict_proba(np.asarray(matrix[s : s + chunk], dtype=np.float32))
+        for s in range(0, len(matrix), chunk)
+    ]
+    return np.concatenate(parts) if parts else np.zeros((0, len(head.classes_)))
+
+
+def train_and_rank(job: dict[str, Any]) -> dict[str, Any]:
+    """Fit the head on the labels, measure it, rank the pool, predict every embedded item.
+
+    ``job`` holds ``store`` (embeddings location), ``backbone``, ``strategy``, ``n_classes``,
+    ``query_pool``, ``retrain_every``, ``items``/``labels`` (equal-length lists: each labeled
+    item's current label), ``audit`` (audit item ids), ``head`` (where the head goes) and
+    ``result`` (where the results file goes). Writes the head (+ its evaluation head and
+    out-of-fold predictions) and one results file (``ranked``; with a model also ``ids``,
+    ``predicted``, ``confidence``, ``oof_item``, ``oof_predicted``). Returns the report the web
+    side ingests: ``{"model": bool, "labels_used", "metrics", "ranked"}``.
+    """
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread: the fits are small, and OpenBLAS's default threads spin and stall on a
+    # busy 2-core machine (a 1,000-label fit: 47 s with default threads, 1.1 s with one).
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _train_and_rank(job)
+
+
+def _train_and_rank(job: dict[str, Any]) -> dict[str, Any]:
+    from worker.ml.evaluation import measure_version
+    from worker.ml.head import LogisticHead
+
+    started = time.monotonic()
+    ids, matrix = EmbeddingStore(job["store"]).load()
+    items = np.asarray(job["items"], dtype=np.int64)
+    given = np.asarray(job["labels"], dtype=np.int64)
+    rank_args = {"n_classes": int(job["n_classes"]), "query_pool": int(job["query_pool"]),
+                 "retrain_every": int(job["retrain_every"])}
+    embedded = np.isin(items, ids)
+    if len(ids) == 0 or not len(items) or not embedded.any():
+        # No model yet, but the strategy can still choose the first items (cold start: the
+        # typical items of a covering set of clusters, far better first labels than random).
+        ranked = (rank_pool(job["strategy"], None, ids, matrix, items, None, **rank_args)
+                  if len(ids) and not len(items) else np.zeros(0, dtype=np.int64))
+        storage.save_arrays(job["result"], ranked=ranked)
+        logger.info("retrain: %d embeddings, %d labels: no model, %d ranked",
+                    len(ids), len(items), len(ranked))
+        return {"model": False, "labels_used": 0, "metrics": {}, "ranked": int(len(ranked)),
+                "skipped": bool(len(items))}
+    lab_ids, y = items[embedded], given[embedded]
+    row_of = np.searchsorted(ids, lab_ids)
+    X_lab = np.asarray(matrix[row_of], dtype=np.float32)
+    head = LogisticHead().fit(X_lab, y)
+    # CV accuracy, confusion matrix, label errors (one cross-validation); audit accuracy.
+    is_audit = np.isin(lab_ids, np.asarray(job["audit"], dtype=np.int64))
+    metrics, extras = measure_version(head, X_lab, y, item_ids=lab_ids, audit=is_audit)
+    head.cv_proba_ = None  # used above; the downloadable head does not carry it
+    ranked = rank_pool(job["strategy"], head, ids, matrix, items, X_lab, **rank_args)
+    # Predictions for every embedded item (suggestions, grid mode, exports).
+    proba = _predict_in_chunks(head, matrix)
+    best = proba.argmax(axis=1)
+    # The other label sets: one head each on the same embeddings (worker.set_learning).
+    set_metrics, set_heads, set_arrays = learn_sets(
+        job.get("sets", []), ids, matrix, lambda h: _predict_in_chunks(h, matrix))
+    if set_metrics:
+        metrics["sets"] = set_metrics
+    storage.dump_object(job["head"], {"head": head, "backbone": job["backbone"],
+                                      "classes": head.classes_.tolist(), "sets": set_heads})
+    if extras["oof"] is not None:
+        artifacts.save_oof(job["head"], extras["oof"])
+    if extras["eval_head"] is not None:
+        artifacts.save_eval_head(job["head"], extras["eval_head"], job["backbone"],
+                                 extras["eval_train_ids"])
+    oof = extras["oof"]
+    storage.save_arrays(
+        job["result"], ranked=ranked, ids=ids, predicted=head.classes_[best],
+        confidence=proba[np.arange(len(best)), best].astype(np.float64),
+        oof_item=oof["item"] if oof is not None else np.zeros(0, np.int64),
+        oof_predicted=oof["predicted"] if oof is not None else np.zeros(0, np.int64),
+        **set_arrays,
+    )
+    metrics["seconds"] = round(time.monotonic() - started, 3)
+    logger.info("retrain v%s ready in %.1fs: cv_accuracy=%s audit=%s, %d ranked",
+                job.get("number"), metrics["seconds"], metrics["cv_accuracy"],
+                metrics.get("audit_accuracy"), len(ranked))
+    return {"model": True, "labels_used": int(len(lab_ids)), "metrics": metrics,
+            "ranked": int(len(ranked)), "eval_head": extras["eval_head"] is not None}
+
+
+# ---------------------------------------------------------------------------- the embedding map
+
+
+def fingerprint(ids: np.ndarray) -> str:
+    """Which embedded ids a map was computed from (a map of other ids is stale)."""
+    import hashlib
+
+    return hashlib.sha1(np.ascontiguousarray(ids, dtype=np.int64).tobytes()).hexdigest()
+
+
+def read_map(location: str) -> dict | None:
+    """A stored map: ``ids``, ``xy``, ``fingerprint``, ``method``, ``seconds``; None if absent."""
+    try:
+        z = storage.load_arrays(location)
+        return {"ids": z["ids"], "xy": z["xy"], "fingerprint": str(z["fingerprint"]),
+                "method": str(z["method"]), "seconds": float(z["seconds"])}
+    except (FileNotFoundError, KeyError, ValueError, OSError):
+        return None
+
+
+def compute_map(store_location: str, out: str, *, method: str = "tsne",
+                force: bool = False) -> dict | None:
+    """Compute and store the 2-D projection of the store's embeddings (skipped when current)."""
+    from worker.ml.projection import project as run_projection
+
+    ids, matrix = EmbeddingStore(store_location).load()
+    fp = fingerprint(ids)
+    existing = read_map(out)
+    if (not force and existing is not None and existing["fingerprint"] == fp
+            and (existing["method"] != "pca" or method == "pca")):
+        return existing
+    if len(ids) == 0:
+        return None
+    result = run_projection(matrix, method=method)
+    storage.save_arrays(out, ids=ids.astype(np.int64), xy=result.xy.astype(np.float32),
+                        fingerprint=fp, method=result.method, seconds=result.seconds)
+    logger.info("map %s: %d items by %s in %.1fs", out, len(ids), result.method, result.seconds)
+    return read_map(out)
+
+
+# ---------------------------------------------------------------------------- the backbone check
+
+#: ``stage(done, total, text)``: the backbone check's progress.
+Stage = Callable[[int, int, str], None]
+
+
+def check_backbones(job: dict[str, Any], stage: Stage | None = None) -> dict[str, Any]:
+    """Embed the labeled items with every other backbone (into that backbone's own store, the
+    one a later switch fills) and score how well each transfers (worker.ml.transferability).
+
+    ``job``: ``current`` (the project's backbone), ``wanted`` (backbones to compare; empty:
+    every one installed on this machine), ``exclude`` (a backbone being switched to),
+    ``store_root`` (the folder of the project's per-backbone stores), ``ids`` (labeled items the
+    current backbone has embedded), ``images`` (their locations) and ``y`` (their labels). Writes are plain chunk appends (never a compaction), so they are safe next
+    to an embedding job that owns a store. Returns assess_backbones' result plus ``rates``.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from worker.ml.backbones import installed_backbones
+    from worker.ml.transferability import assess_backbones
+
+    ids = np.asarray(job["ids"], dtype=np.int64)
+    image_of = dict(zip(ids.tolist(), job["images"], strict=True))
+    label_of = dict(zip(ids.tolist(), job["y"], strict=True))
+    others = [n for n in (job.get("wanted") or installed_backbones())
+              if n != job["current"] and n not in job.get("exclude", [])]
+    stores = {name: EmbeddingStore(storage.join(job["store_root"], name))
+              for name in [job["current"], *others]}
+    total = sum(len(stores[n].missing(ids)) for n in others)
+    report = stage or (lambda done, total, text: None)
+    report(0, total, "reading labels")
+    rates: dict[str, float] = {}
+    done = 0
+    for name in others:
+        todo = stores[name].missing(ids)
+        if not len(todo):
+            continue
+        featurizer = get_featurizer(name, "", 0)
+        started = time.monotonic()
+        for batch in featurizer.iter_batches([image_of[int(i)] for i in todo]):
+            if len(batch.indices):
+                stores[name].append(todo[batch.indices], batch.embeddings)
+            done += len(batch)
+            report(done, total, f"embedding the labeled items with {name}")
+        rates[name] = round(len(todo) / max(time.monotonic() - started, 1e-6), 2)
+    names = [job["current"], *others]
+    for name in names:  # an image a backbone could not decode: left out of all
+        ids = ids[~np.isin(ids, stores[name].missing(ids))]
+    features = {name: np.asarray(stores[name].take(ids), dtype=np.float32) for name in names}
+    y = np.array([label_of[int(i)] for i in ids], dtype=np.int64)
+    report(done, total, f"cross-validating {len(features)} backbones on {len(ids)} labels")
+    with threadpool_limits(limits=1, user_api="blas"):  # small fits; see train_and_rank
+        result = assess_backbones(features, y, job["current"])
+    result["rates"] = rates
+    return result

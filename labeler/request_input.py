@@ -51,7 +51,7 @@ def _no_constants(name: str) -> float:
     raise InvalidInput(f"{name} is not JSON; send numbers as digits.")
 
 
-def _check_strings(value: Any) -> None:
+def check_strings(value: Any) -> None:
     """Reject strings the database could not store (lone surrogates from \\ud800 escapes)."""
     if isinstance(value, str):
         try:
@@ -60,11 +60,11 @@ def _check_strings(value: Any) -> None:
             raise InvalidInput("Text must be valid Unicode (no lone surrogates).") from exc
     elif isinstance(value, dict):
         for key, item in value.items():
-            _check_strings(key)
-            _check_strings(item)
+            check_strings(key)
+            check_strings(item)
     elif isinstance(value, list):
         for item in value:
-            _check_strings(item)
+            check_strings(item)
 
 
 def read_json(request: HttpRequest) -> dict:
@@ -86,7 +86,7 @@ def read_json(request: HttpRequest) -> dict:
         raise InvalidInput("Send a JSON object.") from exc
     if not isinstance(body, dict):
         raise InvalidInput("Send a JSON object.")
-    _check_strings(body)
+    check_strings(body)
     return body
 
 

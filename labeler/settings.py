@@ -40,6 +40,11 @@ INSTALLED_APPS = [
     "labeler.annotations",
     "labeler.training",
     "labeler.insights",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI as local static files (no CDN)
+    "labeler.api",
+    "labeler.webhooks",
 ]
 
 MIDDLEWARE = [
@@ -137,6 +142,9 @@ def _in_storage(variable: str, name: str) -> Path | str:
 EMBEDDINGS_ROOT = _in_storage("LABELER_EMBEDDINGS_ROOT", "embeddings")
 MODELS_ROOT = _in_storage("LABELER_MODELS_ROOT", "models")
 RESULTS_ROOT = _in_storage("LABELER_RESULTS_ROOT", "results")
+# Files of export jobs (labeler.insights.export_jobs): written by the web side's Celery worker,
+# served by the web server, so both need this folder.
+EXPORTS_ROOT = Path(os.environ.get("LABELER_EXPORTS_ROOT", DATA_DIR / "exports"))
 
 # Upload limits: validated on the server for every file and archive.
 LABELER_MAX_UPLOAD_BYTES = env_int("LABELER_MAX_UPLOAD_BYTES", 512 * 1024 * 1024)
@@ -256,3 +264,56 @@ AXES_LOCKOUT_PARAMETERS = [
 ]
 AXES_RESET_ON_SUCCESS = True
 AXES_ENABLE_ADMIN = True
+
+# --- Public API (labeler.api), webhooks (labeler.webhooks) ----------------------------------
+# Token auth failures per client address: after LABELER_API_AUTH_FAILURES within
+# LABELER_API_AUTH_WINDOW seconds, that address gets 429 until the window ends.
+LABELER_API_AUTH_FAILURES = env_int("LABELER_API_AUTH_FAILURES", 20)
+# The counts live in Django's cache: per process by default; LABELER_CACHE_URL (redis://...)
+# shares them between the web server's processes and machines.
+if os.environ.get("LABELER_CACHE_URL"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": os.environ["LABELER_CACHE_URL"]}}
+LABELER_API_AUTH_WINDOW = env_int("LABELER_API_AUTH_WINDOW", 300)
+# URLs the server fetches (webhooks, import by URL) may reach private, loopback and link-local
+# addresses only when an admin allows it (labeler.net_safety).
+LABELER_ALLOW_PRIVATE_URLS = env_bool("LABELER_ALLOW_PRIVATE_URLS", False)
+# Webhook deliveries: tries in all, and the first wait (doubling after each failure).
+LABELER_WEBHOOK_TRIES = env_int("LABELER_WEBHOOK_TRIES", 5)
+LABELER_WEBHOOK_RETRY_SECONDS = env_int("LABELER_WEBHOOK_RETRY_SECONDS", 30)
+LABELER_WEBHOOK_TIMEOUT = env_int("LABELER_WEBHOOK_TIMEOUT", 10)
+# Export jobs' files kept per project (older ones are removed when a new export finishes).
+LABELER_EXPORTS_KEPT = env_int("LABELER_EXPORTS_KEPT", 5)
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "labeler.api.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",  # the pages' session, with CSRF
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "labeler.api.parsers.SafeJSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "labeler.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "labeler API",
+    "DESCRIPTION": "Projects, images, labels, predictions, models, exports and webhooks. "
+                   "Authenticate with `Authorization: Bearer <token>` (tokens: /account/tokens/).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "ENUM_NAME_OVERRIDES": {"RoleEnum": "labeler.projects.models.Role.choices"},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "labeler.api.schema.add_error_responses",
+    ],
+}

@@ -6,6 +6,8 @@ from django.shortcuts import redirect
 from django.templatetags.static import static
 from django.urls import include, path
 
+from labeler.api import token_views
+
 
 @login_not_required
 def favicon(request: HttpRequest) -> HttpResponse:
@@ -23,6 +25,11 @@ urlpatterns = [
     path("", include("labeler.annotations.urls")),
     path("", include("labeler.insights.urls")),
     path("", include("labeler.training.urls")),
+    path("", include("labeler.webhooks.urls")),
+    path("api/v1/", include("labeler.api.urls")),
+    path("account/tokens/", token_views.tokens_page, name="api_tokens"),
+    path("account/tokens/<int:token_id>/revoke/", token_views.revoke, name="api_token_revoke"),
 ]
 
+handler404 = "labeler.api.errors.not_found"
 handler500 = "labeler.outages.server_error"

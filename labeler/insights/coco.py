@@ -41,8 +41,8 @@ def _whole_image(w: int, h: int) -> dict:
 
 
 def export_coco(project: Project, *, unlabeled: bool = True) -> Iterator[bytes]:
-    """Images, categories and one whole-image annotation per labelled image."""
-    labels, audit = services.current_labels(project)
+    """Images, categories and one whole-image annotation per labelled image (several label
+    sets: one per class or tag of every set, the set named in ``attributes``)."""
     sets = SetAnswers(project)
     set_of = dict(project.classes.values_list("pk", "label_set_id"))
     set_names = {s.pk: s.name for s in sets.sets}
@@ -64,12 +64,11 @@ def export_coco(project: Project, *, unlabeled: bool = True) -> Iterator[bytes]:
     text = json.dumps(head, ensure_ascii=False)
     yield (text[:-1] + ', "images": [').encode()
     naming = Naming(project)
-    annotations: list[tuple[int, int, int, int, bool, int]] = []
     out: list[str] = []
     first = True
-    for r in iter_rows(project, labels, audit, naming):
+    for r in iter_rows(project, naming):
         it = r.item
-        if not r.label_id and not unlabeled:
+        if not unlabeled and not (r.label_id or sets.several and it.annotation_count):
             continue
         file_name = f"{naming.folders[r.label_id]}/{r.file}" \
             if r.label_id and not sets.several else r.file
@@ -79,26 +78,25 @@ def export_coco(project: Project, *, unlabeled: bool = True) -> Iterator[bytes]:
             "original_name": it.original_name,
         }, ensure_ascii=False))
         first = False
-        if r.label_id:
-            annotations.append(
-                (it.pk, r.label_id, it.width, it.height, r.is_audit, it.annotation_count)
-            )
-        for other in sets.others:  # one annotation per class or tag of every other set
-            value = sets.values.get(other.pk, {}).get(it.pk)
-            for label_id in sorted(value) if other.multi and value else [value] if value else []:
-                annotations.append(
-                    (it.pk, label_id, it.width, it.height, r.is_audit, it.annotation_count)
-                )
         if len(out) >= 500:
             yield "".join(out).encode()
             out = []
     out.append('], "annotations": [')
-    for n, (item_id, label_id, w, h, is_audit, count) in enumerate(annotations, start=1):
-        out.append(("," if n > 1 else "") + json.dumps({
-            "id": n, "image_id": item_id, "category_id": label_id, **_whole_image(w, h),
-            "attributes": {"is_audit": is_audit, "n_annotations": count,
-                           **({"label_set": set_names[set_of[label_id]]} if sets.several else {})},
-        }))
+    # A second pass over the labelled items only, rather than a list of them kept from the first.
+    labelled = Item.objects.filter(project=project).order_by("pk").filter(
+        annotation_count__gt=0) if sets.several else Item.objects.filter(
+        project=project, current_label__isnull=False).order_by("pk")
+    n = 0
+    for item_id, label_id, w, h, is_audit, count in labelled.values_list(
+        "pk", "current_label_id", "width", "height", "has_audit_label", "annotation_count"
+    ).iterator(chunk_size=CHUNK):
+        for class_id in [label_id] * bool(label_id) + sets.other_classes(item_id):
+            n += 1
+            out.append(("," if n > 1 else "") + json.dumps({
+                "id": n, "image_id": item_id, "category_id": class_id, **_whole_image(w, h),
+                "attributes": {"is_audit": is_audit, "n_annotations": count, **(
+                    {"label_set": set_names[set_of[class_id]]} if sets.several else {})},
+            }))
         if len(out) >= 500:
             yield "".join(out).encode()
             out = []
@@ -118,9 +116,11 @@ def export_coco_predictions(
 def _results(project: Project, bundle: dict, unlabeled: bool) -> Iterator[bytes]:
     head = bundle["head"]
     head_classes = [int(c) for c in bundle["classes"]]
-    labels, _ = services.current_labels(project)
     store_ids, matrix = services.store_of(project, bundle.get("backbone")).load()
-    qs = Item.objects.filter(project=project).order_by("pk").only("pk", "width", "height")
+    qs = Item.objects.filter(project=project).order_by("pk")
+    if not unlabeled:
+        qs = qs.filter(current_label__isnull=False)
+    qs = qs.only("pk", "width", "height")
     yield b"["
     first = True
 
@@ -148,8 +148,6 @@ def _results(project: Project, bundle: dict, unlabeled: bool) -> Iterator[bytes]
 
     batch: list[Item] = []
     for item in qs.iterator(chunk_size=CHUNK):
-        if not unlabeled and item.pk not in labels:
-            continue
         batch.append(item)
         if len(batch) >= 4096:
             yield flush(batch).encode()

@@ -23,7 +23,8 @@ the primary head's, and ``model`` carries every set's head.
 
 "The label" of an item is the current-label rule of labeler.annotations.current (the one the
 retrain trains on): a lead's label wins, otherwise the majority over annotators, the latest
-label winning ties.
+label winning ties. It is read from the item's denormalised current-label column as the rows
+stream: no export loads every label first.
 """
 
 from __future__ import annotations
@@ -40,13 +41,21 @@ from django.conf import settings
 from labeler.annotations.current import RULE
 from labeler.annotations.models import Annotation
 from labeler.csv_safety import csv_line
-from labeler.items.models import Item
 from labeler.projects.label_sets import primary_set
 from labeler.projects.models import Project
 from labeler.training.models import ModelVersion
 
 from . import coco, services
-from .export_base import CHUNK, ExportError, Naming, _safe, iter_rows, ready_head, ready_version
+from .export_base import (
+    CHUNK,
+    ExportError,
+    Naming,
+    Row,
+    _safe,
+    iter_rows,
+    ready_head,
+    ready_version,
+)
 from .model_readme import model_readme
 from .set_exports import SetAnswers, tags_of_annotations
 
@@ -76,12 +85,11 @@ def _csv_line(values: list) -> bytes:
 
 
 def export_csv(project: Project) -> Iterator[bytes]:
-    labels, audit = services.current_labels(project)
     naming = Naming(project)
     sets = SetAnswers(project)  # "label" is the primary set; a column per other set follows
     yield _csv_line(CSV_COLUMNS + sets.csv_header())
     lines: list[bytes] = []
-    for r in iter_rows(project, labels, audit, naming):
+    for r in iter_rows(project, naming):
         it = r.item
         lines.append(_csv_line([
             it.pk, r.file, it.original_name, it.sha256, it.width, it.height,
@@ -136,7 +144,6 @@ def _version_info(version: ModelVersion | None) -> dict | None:
 
 
 def export_json(project: Project) -> Iterator[bytes]:
-    labels, audit = services.current_labels(project)
     naming = Naming(project)
     classes = [
         {"id": c.pk, "name": c.name, "hotkey": c.hotkey, "order": c.order, "color": c.color,
@@ -161,7 +168,7 @@ def export_json(project: Project) -> Iterator[bytes]:
     pending = next(anns, None)
     first = True
     out: list[str] = []
-    for r in iter_rows(project, labels, audit, naming):
+    for r in iter_rows(project, naming):
         it = r.item
         these: list[dict] = []
         while pending is not None and pending[0] < it.pk:
@@ -255,22 +262,23 @@ def zip_stream(entries: Iterable[Entry]) -> Iterator[bytes]:
 
 
 def export_folders(project: Project) -> Iterator[bytes]:
-    labels, audit = services.current_labels(project)
     naming = Naming(project)
     media = Path(settings.MEDIA_ROOT)
 
     sets = SetAnswers(project)
 
     def entries() -> Iterator[Entry]:
-        for r in iter_rows(project, labels, audit, naming):
-            path = media / r.item.image.name
+        for r in iter_rows(project, naming):
             if sets.several:  # <set>/<class>/<file>, every tag's folder in a multi-label set
-                if path.is_file():
-                    for folder in sets.folder_entries(r.item.pk, naming.folders):
+                folders = sets.folder_entries(r.item.pk, naming.folders)
+                path = media / r.item.image_name
+                if folders and path.is_file():
+                    for folder in folders:
                         yield f"{folder}/{r.file}", path
                 continue
             if not r.label_id:
                 continue
+            path = media / r.item.image_name
             if path.is_file():
                 yield f"{naming.folders[r.label_id]}/{r.file}", path
         yield "labels.csv", export_csv(project)
@@ -294,43 +302,40 @@ def _predictions(project: Project, version: ModelVersion, bundle: dict) -> Itera
     classes = list(project.classes.filter(label_set=primary))
     col_of = {cid: j for j, cid in enumerate(head_classes)}
     names = {c.pk: c.name for c in classes}
-    labels, _ = services.current_labels(project)
     store_ids, matrix = services.store_of(project, bundle.get("backbone")).load()
     naming = Naming(project)
     yield _csv_line(
         ["item_id", "file", "label", "predicted", "confidence", "model_version"]
         + [f"p_{c.name}" for c in classes]
     )
-    qs = Item.objects.filter(project=project).order_by("pk").only("pk", "original_name", "image")
-    batch: list[Item] = []
+    batch: list[Row] = []
 
-    def flush(items: list[Item]) -> bytes:
-        ids = np.array([i.pk for i in items], dtype=np.int64)
+    def flush(rows: list[Row]) -> bytes:
+        ids = np.array([r.item.pk for r in rows], dtype=np.int64)
         pos = np.minimum(np.searchsorted(store_ids, ids), max(len(store_ids) - 1, 0))
         found = store_ids[pos] == ids if len(store_ids) else np.zeros(len(ids), bool)
         proba = None
         if found.any():
             proba = head.predict_proba(np.asarray(matrix[pos[found]], dtype=np.float32))
         lines, k = [], 0
-        for item, ok in zip(items, found.tolist(), strict=True):
-            label = names.get(labels.get(item.pk), "")
-            file = naming.file_for(item)
+        for r, ok in zip(rows, found.tolist(), strict=True):
+            label = names.get(r.label_id, "")
             if not ok:
-                lines.append(_csv_line([item.pk, file, label, "", "", version.number]
+                lines.append(_csv_line([r.item.pk, r.file, label, "", "", version.number]
                                        + [""] * len(classes)))
                 continue
             p = proba[k]
             k += 1
             best = int(p.argmax())
             lines.append(_csv_line(
-                [item.pk, file, label, names.get(head_classes[best], ""), f"{p[best]:.4f}",
+                [r.item.pk, r.file, label, names.get(head_classes[best], ""), f"{p[best]:.4f}",
                  version.number]
                 + [f"{p[col_of[c.pk]]:.4f}" if c.pk in col_of else "0" for c in classes]
             ))
         return b"".join(lines)
 
-    for item in qs.iterator(chunk_size=CHUNK):
-        batch.append(item)
+    for r in iter_rows(project, naming):
+        batch.append(r)
         if len(batch) >= 4096:
             yield flush(batch)
             batch = []

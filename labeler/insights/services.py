@@ -10,10 +10,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
-from django.db.models import Count
+from django.db.models import Count, Q
 
 from labeler.annotations.current import current_labels, leads
 from labeler.annotations.models import Annotation, Source
+from labeler.annotations.set_labels import labels_per_set
 from labeler.items.models import Item
 from labeler.projects.label_sets import primary_set
 from labeler.projects.models import LabelClass, Project
@@ -21,7 +22,7 @@ from labeler.training.models import ModelVersion
 from labeler.training.stores import store_for
 from worker.ml.embedding_store import EmbeddingStore
 
-__all__ = ["current_labels"]  # re-exported: the pages' modules read labels through here
+from .set_exports import SetAnswers
 
 logger = logging.getLogger("labeler.insights")
 
@@ -58,18 +59,32 @@ def store_of(project: Project, backbone: str | None = None) -> EmbeddingStore:
 # ---------------------------------------------------------------------------- distributions
 
 
-def class_distribution(project: Project, labels: dict[int, int]) -> list[dict]:
-    """Per class: labelled items, predicted items (whole pool) and predicted among unlabelled."""
-    labelled = Counter(labels.values())
-    predicted = dict(
-        Item.objects.filter(project=project, predicted_class__isnull=False)
-        .values_list("predicted_class").annotate(n=Count("pk")).values_list("predicted_class", "n")
+def pool_counts(project: Project) -> dict:
+    """Items, labelled items, audit items and the per-class distribution, in one aggregate query.
+
+    Reads the denormalised columns of ``Item`` (current label, audit flag, prediction; see
+    labeler.annotations.current), grouped by (current label, prediction): one pass over the
+    project's rows in the database, a few dozen rows back, at any pool size.
+    """
+    rows = (
+        Item.objects.filter(project=project).order_by()
+        .values_list("current_label_id", "predicted_class_id")
+        .annotate(n=Count("pk"), unlabelled=Count("pk", filter=Q(annotation_count=0)),
+                  audit=Count("pk", filter=Q(has_audit_label=True)))
     )
-    predicted_unlabelled = dict(
-        Item.objects.filter(project=project, predicted_class__isnull=False, annotation_count=0)
-        .values_list("predicted_class").annotate(n=Count("pk")).values_list("predicted_class", "n")
-    )
-    return [
+    labelled: Counter = Counter()
+    predicted: Counter = Counter()
+    predicted_unlabelled: Counter = Counter()
+    items = audit = 0
+    for label_id, predicted_id, n, unlabelled, n_audit in rows:
+        items += n
+        audit += n_audit
+        if label_id is not None:
+            labelled[label_id] += n
+        if predicted_id is not None:
+            predicted[predicted_id] += n
+            predicted_unlabelled[predicted_id] += unlabelled
+    distribution = [
         {
             "id": c.pk, "name": c.name, "color": c.color,
             "labeled": labelled.get(c.pk, 0),
@@ -78,6 +93,8 @@ def class_distribution(project: Project, labels: dict[int, int]) -> list[dict]:
         }
         for c in classes_of(project)
     ]
+    return {"items": items, "labels": sum(labelled.values()), "audit": audit,
+            "distribution": distribution}
 
 
 def evaluation(project: Project, version: ModelVersion | None,
@@ -223,6 +240,18 @@ def annotator_stats(project: Project) -> dict:
 # ---------------------------------------------------------------------------- label errors
 
 
+def labelled_count(project: Project) -> int:
+    """How many items have a current label (an index range count)."""
+    return Item.objects.filter(project=project, current_label__isnull=False).count()
+
+
+def labelled_items(project: Project) -> dict[int, int]:
+    """Item id -> current label id from the denormalised column (rows in proportion to the
+    labels, not to the pool; no annotation is read)."""
+    qs = Item.objects.filter(project=project, current_label__isnull=False).order_by()
+    return dict(qs.values_list("pk", "current_label_id").iterator(chunk_size=5000))
+
+
 def _labelled_matrix(project: Project, labels: dict[int, int], backbone: str | None = None):
     """(item ids, X float32, y) of the labelled items that have an embedding."""
     ids, matrix = store_of(project, backbone).load()
@@ -274,12 +303,7 @@ def label_issues(project: Project, *, include_reviewed: bool = False, label_set=
     version = latest_version(project)
     metrics = (version.metrics or {}) if version else {}
     if label_set is not None:
-        from labeler.annotations.set_labels import labels_per_set
-
         metrics = (metrics.get("sets") or {}).get(str(label_set.pk)) or {}
-        labels = labels_per_set(project).get(label_set.pk, {})
-    else:
-        labels, _ = current_labels(project)
     source = "version"
     result = metrics if "label_issues" in metrics else None
     evaluated_at = version.finished_at if version else None
@@ -287,7 +311,7 @@ def label_issues(project: Project, *, include_reviewed: bool = False, label_set=
         return {"version": version, "issues": [], "flagged": 0, "source": "missing",
                 "evaluated_at": None}
     if result is None:
-        if len(labels) > MAX_LABELS_ON_DEMAND:
+        if labelled_count(project) > MAX_LABELS_ON_DEMAND:
             return {"version": version, "issues": [], "flagged": 0, "source": "missing",
                     "evaluated_at": None}
         result = compute_evaluation(project) or {"label_issues": [], "label_issues_n": 0}
@@ -297,14 +321,18 @@ def label_issues(project: Project, *, include_reviewed: bool = False, label_set=
     classes = {c.pk: c for c in (classes_of(project) if label_set is None
                                  else label_set.classes.all())}
     item_ids = [r["item"] for r in raw]
-    items = Item.objects.in_bulk(item_ids)
+    # Only the flagged items, with their denormalised current label (no scan of all labels);
+    # another set's current answers of those items only.
+    items = Item.objects.filter(project=project).in_bulk(item_ids)
+    answers = None if label_set is None else labels_per_set(
+        project, only=label_set.pk, items=item_ids).get(label_set.pk, {})
     reviewed = reviewed_since(project, item_ids, evaluated_at)
     issues = []
     for rank, r in enumerate(raw, start=1):
         item = items.get(r["item"])
         if item is None:
             continue
-        now = labels.get(item.pk)
+        now = item.current_label_id if answers is None else answers.get(item.pk)
         done = item.pk in reviewed or now != r["given"]
         if done and not include_reviewed:
             continue
@@ -334,7 +362,6 @@ def label_issues(project: Project, *, include_reviewed: bool = False, label_set=
 
 def item_details(project: Project, item: Item) -> dict:
     """Annotations, current label and the latest head's probabilities for one item."""
-    labels, audit = current_labels(project)
     annotations = list(
         Annotation.objects.filter(item=item).select_related("annotator", "label", "label_set")
         .prefetch_related("tags")
@@ -360,9 +387,7 @@ def item_details(project: Project, item: Item) -> dict:
                 )
     sets = []
     if project.label_sets.count() > 1:  # every set's current answer (the item inspector)
-        from .set_exports import SetAnswers
-
-        answers = SetAnswers(project)
+        answers = SetAnswers(project, items=[item.pk])
         sets = [{"name": e["set"], "kind": e["kind"], "removed": e["removed"],
                  "answer": ", ".join(e["tags"]) if e["kind"] == "multi" and e["tags"] is not None
                  else (e.get("label") or ("no tags" if e["kind"] == "multi" and e["tags"] == []
@@ -374,8 +399,8 @@ def item_details(project: Project, item: Item) -> dict:
     return {
         "annotations": annotations,
         "sets": sets,
-        "current": by_id.get(labels.get(item.pk)),
-        "is_audit": item.pk in audit,
+        "current": by_id.get(item.current_label_id),
+        "is_audit": item.has_audit_label,
         "proba": proba,
         "version": version,
         "classes": classes,

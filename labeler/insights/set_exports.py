@@ -17,14 +17,15 @@ TAG_SEPARATOR = "|"
 class SetAnswers:
     """The current answers of every set, shaped for each export format."""
 
-    def __init__(self, project: Project) -> None:
+    def __init__(self, project: Project, items: list[int] | None = None) -> None:
+        """``items``: only those items' answers (an item page), else every labelled item's."""
         self.sets: list[LabelSet] = list(project.label_sets.all())
         primary = primary_set(project)
         self.primary_id = primary.pk if primary else None
         self.several = len(self.sets) > 1
         self.others = [s for s in self.sets if s.pk != self.primary_id]
         self.names = dict(LabelClass.objects.filter(project=project).values_list("pk", "name"))
-        self.values = labels_per_set(project) if self.several else {}
+        self.values = labels_per_set(project, items=items) if self.several else {}
         self.folders = {s.pk: _safe(s.name, f"set-{s.pk}") for s in self.sets}
 
     def _text(self, label_set: LabelSet, value) -> str:
@@ -39,6 +40,14 @@ class SetAnswers:
 
     def csv_cells(self, item_id: int) -> list[str]:
         return [self._text(s, self.values.get(s.pk, {}).get(item_id)) for s in self.others]
+
+    def other_classes(self, item_id: int) -> list[int]:
+        """The item's answers in every set but the primary one: its class, or each of its tags."""
+        out: list[int] = []
+        for s in self.others:
+            value = self.values.get(s.pk, {}).get(item_id)
+            out += sorted(value) if s.multi and value else [value] if value else []
+        return out
 
     def json_sets(self, item_id: int) -> list[dict]:
         out = []

@@ -84,7 +84,7 @@ def _issues(label_set: LabelSet, metrics: dict, answers: dict) -> list[dict]:
 
 
 def set_dashboard(request: HttpRequest, project: Project, label_set: LabelSet) -> HttpResponse:
-    answers = labels_per_set(project).get(label_set.pk, {})
+    answers = labels_per_set(project, only=label_set.pk).get(label_set.pk, {})
     version = services.latest_version(project)
     metrics = ((version.metrics or {}).get("sets") or {}).get(str(label_set.pk)) \
         if version else None

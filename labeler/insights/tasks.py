@@ -1,5 +1,5 @@
 """The insights app's web tasks: the embedding map's job (queue ``web``; the projection itself
-runs on a GPU worker, worker.tasks.project_map)."""
+runs on a GPU worker, worker.tasks.project_map) and export jobs (written here, on the web side)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from labeler.training.actions import do_delay_job, do_finish_job
 from labeler.training.models import Job
 from labeler.training.services import send
 from labeler.training.stores import map_location, store_location
+
+from . import export_jobs
 
 logger = logging.getLogger("labeler.insights")
 
@@ -41,3 +43,9 @@ def map_done(job_id: int, token: str, summary: dict | None) -> bool:
     logger.info("map job %s: %s", job_id, summary)
     return do_finish_job(job_id, token,
                          result=map_location(job.project_id, job.params.get("backbone", "")))
+
+
+@shared_task(acks_late=True, ignore_result=True, name="labeler.insights.tasks.write_export")
+def write_export(job_id: int) -> str:
+    """Write an export job's file (labeler.insights.export_jobs)."""
+    return export_jobs.write(job_id)

@@ -55,10 +55,10 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
         return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
     if label_set is not None:
         return set_views.set_dashboard(request, project, label_set)
-    labels, audit = services.current_labels(project)
+    counts = services.pool_counts(project)
     version = services.latest_version(project)
     curve = curves.learning_curve(project)
-    distribution = services.class_distribution(project, labels)
+    distribution = counts["distribution"]
     evaluation = services.evaluation(project, version)
     people = services.annotator_stats(project)
     versions = curves.version_table(project)
@@ -78,9 +78,9 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
         "tab": "dashboard",
         "project": project,
         "version": version,
-        "labels_total": len(labels),
-        "audit_total": len(audit),
-        "items_total": Item.objects.filter(project=project).count(),
+        "labels_total": counts["labels"],
+        "audit_total": counts["audit"],
+        "items_total": counts["items"],
         "curve": curve,
         "distribution": distribution,
         "evaluation": evaluation,
@@ -187,10 +187,12 @@ def relabel(request: HttpRequest, project_id: int, item_id: int) -> JsonResponse
         return JsonResponse({"error": str(exc)}, status=400)
     primary = primary_set(project)
     if primary is not None and label.label_set_id != primary.pk:  # another set's relabel
-        current = labels_per_set(project).get(label.label_set_id, {}).get(item.pk)
+        current = labels_per_set(project, only=label.label_set_id, items=[item.pk]).get(
+            label.label_set_id, {}).get(item.pk)
     else:
-        labels, _ = services.current_labels(project)
-        current = labels.get(item.pk)
+        # save_annotation refreshed the item's denormalised current label (the retrain's rule).
+        current = Item.objects.filter(pk=item.pk).values_list("current_label_id",
+                                                              flat=True).first()
     payload = {"item": item.pk, "label": label.pk, "current": current, "created": created}
     if current != label.pk:
         name = LabelClass.objects.filter(pk=current).values_list("name", flat=True).first()

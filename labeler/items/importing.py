@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -18,6 +19,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 
+from labeler.net_safety import FetchError, UnsafeURL, fetch
 from labeler.projects.models import Project
 from labeler.training.services import request_embedding, request_retrain_if_due
 
@@ -201,4 +203,24 @@ def import_uploads(
                 importer.add_zip(upload.file, archive_name=name)
             else:
                 importer.add(name, upload.read())
+        return importer.finish()
+
+
+def import_urls(
+    project: Project, urls: Iterable[str], *, user: AbstractBaseUser | None = None
+) -> ImportReport:
+    """Fetch each URL (never from a private address: labeler.net_safety) and import the image."""
+    importer = Importer(project, user=user)
+    with importer.atomic():
+        for url in urls:
+            try:
+                got = fetch(url, max_bytes=settings.LABELER_MAX_IMAGE_BYTES)
+            except (UnsafeURL, FetchError) as exc:
+                importer.report.errors[url] = str(exc)
+                continue
+            if got.status != 200:
+                importer.report.errors[url] = f"the server answered HTTP {got.status}"
+                continue
+            name = urlsplit(got.url).path.rsplit("/", 1)[-1] or "image"
+            importer.add(f"{urlsplit(got.url).hostname}/{name}", got.body)
         return importer.finish()

@@ -22,6 +22,11 @@ def item_image(request: HttpRequest, item_id: int) -> FileResponse:
     """
     item = get_object_or_404(Item.objects.only("project_id", "image"), pk=item_id)
     get_project_for(request.user, item.project_id)
+    return image_response(item)
+
+
+def image_response(item: Item) -> FileResponse:
+    """The item's image typed by its content (the pages and the API serve it alike)."""
     try:
         handle = item.image.open("rb")
     except FileNotFoundError as exc:
@@ -31,7 +36,7 @@ def item_image(request: HttpRequest, item_id: int) -> FileResponse:
         handle.close()
         raise Http404("Not a servable image.")
     response = FileResponse(
-        handle, content_type=kind.content_type, filename=f"item-{item_id}.{kind.extension}"
+        handle, content_type=kind.content_type, filename=f"item-{item.pk}.{kind.extension}"
     )
     # Content-addressed files never change: let the browser cache them (private: needs login).
     response["Cache-Control"] = "private, max-age=86400, immutable"

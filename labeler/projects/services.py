@@ -143,7 +143,15 @@ def update_settings(project: Project, **fields) -> Project:
             f"{key.replace('_', ' ').capitalize()}: {' '.join(msgs)}"
             for key, msgs in exc.message_dict.items()
         )) from exc
-    project.save(update_fields=list(fields))
+    if "name" in fields and Project.objects.filter(name=fields["name"]).exclude(
+        pk=project.pk
+    ).exists():
+        raise ValueError("Name: there is already a project with this name.")
+    try:
+        with transaction.atomic():
+            project.save(update_fields=list(fields))
+    except IntegrityError as exc:  # renamed concurrently to the same name
+        raise ValueError("Name: there is already a project with this name.") from exc
     return project
 
 

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
+from django.dispatch import Signal
 from django.utils import timezone
 
 from labeler.projects.models import Project
@@ -30,6 +31,8 @@ from .models import Job
 logger = logging.getLogger("labeler.training")
 
 Kind, State = Job.Kind, Job.State
+#: Sent when a job is done (``job_id``): webhooks announce it (labeler.webhooks.signals).
+job_finished = Signal()
 
 
 def stale_before(now: datetime | None = None) -> datetime:
@@ -126,7 +129,10 @@ def do_finish_job(job_id: int, token: str, *, result: str = "", message: str = "
                     timezone.now(), "result": result, "message": message[:2000]}
     if cursor is not None:
         fields["cursor"] = cursor
-    return bool(_owned(job_id, token).update(**fields))
+    changed = bool(_owned(job_id, token).update(**fields))
+    if changed:
+        job_finished.send(sender=Job, job_id=job_id)
+    return changed
 
 
 def do_fail_job(job: Job | int, message: str, *, token: str | None = None) -> bool:

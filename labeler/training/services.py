@@ -37,6 +37,7 @@ FIRST_STEP = {
     Kind.SWITCH_BACKBONE: "labeler.training.tasks.embed_next",
     Kind.RETRAIN: "labeler.training.tasks.run_retrain",
     Kind.MAP: "labeler.insights.tasks.run_map",
+    Kind.EXPORT: "labeler.insights.tasks.write_export",
 }
 
 

@@ -16,6 +16,7 @@ from labeler.projects.models import Role
 from labeler.projects.services import set_member
 from labeler.training.actions import do_start_job
 from labeler.training.models import Job, ModelVersion, Status
+from labeler.training.services import request_embedding
 
 from ..conftest import jpeg_bytes, wait_for
 from .conftest import WebClient, all_embedded, elapsed_since, settled
@@ -78,6 +79,7 @@ def test_lost_messages_are_queued_again(stack_factory, project_factory, add_imag
     project = project_factory("Lost", classes=("a", "b"))
     stack_factory(web=False)
     items = add_images(project, 3)
+    request_embedding(project)  # (or an embedding job is active already)
     wait_for(lambda: settled(project), 120, 0.5, "the images to be embedded and ranked")
     Item.objects.filter(project=project).update(query_rank=UNRANKED)
     # As if an embedding and a retrain had been queued, then Redis restarted empty: jobs whose

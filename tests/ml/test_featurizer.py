@@ -167,3 +167,22 @@ def test_cuda_matches_cpu(lite0: Featurizer) -> None:
     emb, errors = gpu.embed_paths(paths)
     assert errors == {}
     assert _cos(ref, emb).min() >= 0.99
+
+
+def test_mirror_augmentation_is_the_mean_over_the_mirror(lite0: Featurizer,
+                                                         tmp_path: Path) -> None:
+    """mirror=True embeds an image and its mirror image alike (the mean is flip-invariant) and
+    stays close to, but not equal to, the plain embedding."""
+    photo = _photos(1)[0]
+    flipped = tmp_path / "flipped.png"  # lossless, so only the flip differs
+    original = tmp_path / "original.png"
+    with Image.open(photo) as im:
+        im.convert("RGB").save(original)
+        im.convert("RGB").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(flipped)
+    mirror = Featurizer("efficientnet-lite0", device="cpu", batch_size=4, mirror=True)
+    both, errors = mirror.embed_paths([original, flipped])
+    plain, _ = lite0.embed_paths([original, flipped])
+    assert errors == {}
+    assert _cos(both[:1], both[1:])[0] >= 0.999
+    assert 0.9 <= _cos(plain[:1], plain[1:])[0] < 0.999  # the backbone itself is not invariant
+    assert np.allclose(both[0], (plain[0] + plain[1]) / 2, atol=1e-3 * np.abs(plain).max())

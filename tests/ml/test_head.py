@@ -103,3 +103,31 @@ def test_sklearn_conventions() -> None:
     assert clone(head).get_params() == head.get_params()
     with pytest.raises(ValueError):
         LogisticHead().fit(np.zeros((3, 2)), np.zeros(2))
+
+
+def test_temperature_fit_undoes_overconfidence() -> None:
+    """Guo et al. 2017: T > 1 softens over-confident probabilities, ~1 keeps calibrated ones,
+    and the argmax never changes."""
+    from worker.ml.head import fit_temperature, scale_temperature
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2000, 4)) * 2.0
+    P = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    y = np.array([rng.choice(4, p=p) for p in P])  # labels drawn from P: P is calibrated
+    assert 0.85 < fit_temperature(P, y) < 1.15
+    sharp = scale_temperature(P, 1 / 3)  # three times too confident
+    assert 2.5 < fit_temperature(sharp, y) < 3.5
+    soft = scale_temperature(sharp, fit_temperature(sharp, y))
+    assert np.allclose(soft.sum(axis=1), 1.0)
+    assert (soft.argmax(axis=1) == sharp.argmax(axis=1)).all()
+
+
+def test_calibrated_head_keeps_predictions_and_changes_confidence() -> None:
+    X, y = _blobs({0: 30, 1: 30, 2: 30}, sep=2.0)
+    plain = LogisticHead().fit(X, y)
+    calibrated = LogisticHead(calibrate=True).fit(X, y)
+    assert plain.temperature_ == 1.0 and calibrated.temperature_ != 1.0
+    assert (calibrated.predict(X) == plain.predict(X)).all()
+    assert not np.allclose(calibrated.predict_proba(X), plain.predict_proba(X))
+    few = LogisticHead(calibrate=True).fit(X[[0, 30, 60]], y[[0, 30, 60]])  # no CV: no T
+    assert few.temperature_ == 1.0

@@ -74,9 +74,10 @@ def test_production_refuses_to_start_without_a_real_secret_key(tmp_path, env, me
 
 
 def test_web_and_worker_refuse_to_start_without_a_key(tmp_path):
-    """The WSGI app gunicorn loads and the Celery worker's configuration stop as manage.py does."""
+    """The WSGI app gunicorn loads and the web worker's Celery configuration stop as manage.py does
+    (a GPU-only worker, worker.celery_app, loads no Django settings and needs no key)."""
     for code in ("import labeler.wsgi",
-                 "from worker.celery_app import app; print(app.conf.broker_url)"):
+                 "from labeler.celery import app; print(app.conf.broker_url)"):
         result = run(["-c", code], tmp_path, LABELER_PRODUCTION="1")
         assert result.returncode != 0, code
         assert "ImproperlyConfigured" in result.stderr, result.stderr

@@ -49,6 +49,39 @@ RULES: dict[str, dict] = {
     "insights:thumb": {"kind": "member", "method": "get", "ok": {200}},
     "training:run_check": {"kind": "lead", "method": "post", "ok": {302}},
     "training:check_status": {"kind": "lead", "method": "get", "ok": {200}},
+    # The public API (labeler.api) and its pages; tests/api checks each with tokens too.
+    "api:projects": {"kind": "user", "method": "get", "ok": {200}},
+    "api:project": {"kind": "member", "method": "get", "ok": {200}},
+    "api:status": {"kind": "member", "method": "get", "ok": {200}},
+    "api:classes": {"kind": "member", "method": "get", "ok": {200}},
+    "api:class": {"kind": "lead", "method": "patch", "ok": {200}},
+    "api:members": {"kind": "lead", "method": "get", "ok": {200}},
+    "api:member": {"kind": "lead", "method": "patch", "ok": {400, 404}},  # 404: no members
+    "api:items": {"kind": "lead", "method": "get", "ok": {200}},
+    "api:items-upload": {"kind": "lead", "method": "post", "ok": {415}},  # multipart only
+    "api:items-import-urls": {"kind": "lead", "method": "post", "ok": {400}},
+    "api:item": {"kind": "member", "method": "get", "ok": {200}},
+    "api:item-image": {"kind": "member", "method": "get", "ok": {200}},
+    "api:annotations": {"kind": "lead", "method": "get", "ok": {200}},
+    "api:annotations-bulk": {"kind": "lead", "method": "post", "ok": {400}},
+    "api:predictions": {"kind": "lead", "method": "get", "ok": {409}},  # no model yet
+    "api:next": {"kind": "member", "method": "post", "ok": {200}},
+    "api:skip": {"kind": "member", "method": "post", "ok": {400}},
+    "api:model-versions": {"kind": "lead", "method": "get", "ok": {200}},
+    "api:model-version": {"kind": "lead", "method": "get", "ok": {404}},  # none yet
+    "api:model-head": {"kind": "lead", "method": "get", "ok": {404}},
+    "api:retrain": {"kind": "lead", "method": "post", "ok": {202}},
+    "api:exports": {"kind": "lead", "method": "get", "ok": {200}},
+    "api:export": {"kind": "lead", "method": "get", "ok": {404}},  # none yet
+    "api:export-download": {"kind": "lead", "method": "get", "ok": {404}},
+    "api:webhooks": {"kind": "lead", "method": "get", "ok": {200}},
+    "api:webhook": {"kind": "lead", "method": "get", "ok": {404}},  # none yet
+    "api:deliveries": {"kind": "lead", "method": "get", "ok": {404}},
+    "api:schema": {"kind": "user", "method": "get", "ok": {200}},
+    "api:docs": {"kind": "user", "method": "get", "ok": {200}},
+    "api_tokens": {"kind": "user", "method": "get", "ok": {200}},
+    "api_token_revoke": {"kind": "user", "method": "post", "ok": {404}},  # not their token
+    "webhooks:page": {"kind": "lead", "method": "get", "ok": {200}},
 }
 ADMIN_SITE = [
     "admin:index", "admin:logout", "admin:password_change", "admin:password_change_done",
@@ -58,7 +91,8 @@ ADMIN_SITE = [
 ADMIN_MODELS = [
     "auth_group", "auth_user", "projects_project", "projects_labelclass", "projects_membership",
     "items_item", "annotations_annotation", "training_modelversion", "training_backbonecheck", "axes_accessattempt",
-    "axes_accesslog", "axes_accessfailurelog",
+    "axes_accesslog", "axes_accessfailurelog", "training_job", "api_apitoken", "webhooks_webhook",
+    "webhooks_delivery",
 ]
 ADMIN_VIEWS = ["changelist", "add", "history", "delete", "change", "<object-redirect>"]
 # Staff get the admin's own answers (405 for GET logout, 403 to add to axes' read-only logs, 404
@@ -117,6 +151,9 @@ def fill(route: str, project: Project) -> str:
         "project_id": project.pk, "item_id": item.pk, "fmt": "csv", "object_id": project.pk,
         "id": project.memberships.values_list("user_id", flat=True).first() or 1,
         "content_type_id": ContentType.objects.get_for_model(Project).pk,
+        "class_id": project.classes.first().pk, "number": 1, "webhook_id": 1, "token_id": 1,
+        "job_id": 1,
+        "user_id": project.memberships.values_list("user_id", flat=True).first() or 1,
     }
     return "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(values[m.group(1)]), route)
 
@@ -155,8 +192,9 @@ def test_role_url_matrix(client, world, role):
             if role != "anonymous":
                 client.force_login(users[role])
             url = fill(route, project)
-            if rule["method"] == "post":
-                response = client.post(url, b"{}", content_type="application/json")
+            if rule["method"] in ("post", "patch"):
+                send = getattr(client, rule["method"])
+                response = send(url, b"{}", content_type="application/json")
             else:
                 response = client.get(url)
             want = expected(rule["kind"], role, is_own)

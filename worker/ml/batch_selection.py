@@ -53,9 +53,17 @@ def diversity(model: Any, X_pool: np.ndarray, n: int, *, batch_size: int | None 
         return coverage(model, X_pool, n, batch_size=batch_size, random_state=random_state,
                         **context)
     rng = rng_from(random_state)
+    uncertainty = 1.0 - block_scores(classifier_margin, model, X_pool)
+    return rank_diverse(X_pool, uncertainty, n, batch_size, rng)
+
+
+def rank_diverse(X_pool: np.ndarray, uncertainty: np.ndarray, n: int, batch_size: int | None,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Rank by any per-item ``uncertainty`` as :func:`diversity` does: a diverse first batch of
+    ``batch_size`` (Zhdanov 2019), then the rest by uncertainty.  Shared with the joint
+    (multi-set) strategy, :mod:`worker.ml.joint_strategies`."""
     N = len(X_pool)
     n = min(n, N)
-    uncertainty = 1.0 - block_scores(classifier_margin, model, X_pool)
     b = batch_of(n, batch_size)
     batch = _diverse_batch(X_pool, uncertainty, b, rng)
     if len(batch) >= n:

@@ -5,12 +5,15 @@ Two layouts are understood:
 * **class folders**: ``DIR/train/<class>/*`` is the pool, ``DIR/test/<class>/*`` and/or
   ``DIR/validation/<class>/*`` are held out (both used when both exist);
 * **a label table**: ``DIR/labels.csv`` with columns ``file, split`` and then one column per
-  *label set* (single-choice each, e.g. ``type, colour, season``).  ``file`` is relative to
-  ``DIR`` or to ``DIR/images``; ``split`` ``train`` is the pool, ``validation`` and ``test`` are
-  held out.  An empty cell means "no label in this set" for that image.
+  *label set* (e.g. ``type, colour, season``).  ``file`` is relative to ``DIR`` or to
+  ``DIR/images``; ``split`` ``train`` is the pool, ``validation`` and ``test`` are held out.  An
+  empty cell means "no label in this set" for that image.  A column is a *multi-label* set when
+  one of its cells joins several tags with ``|`` (or when named in ``multi_label``); ``|`` alone
+  means "labeled, no tag applies" (see :mod:`worker.ml.label_sets`).
 
-:func:`read_label_table` returns every label set at once (multi-task use);
-:func:`scan_dataset` gives one set's view as class names + pool and held-out :class:`Split`.
+:func:`read_label_table` returns every label set at once; :func:`read_multitask` gives all sets
+as pool and held-out :class:`TaskSplit` (multi-task use); :func:`scan_dataset` gives one
+single-choice set's view as class names + pool and held-out :class:`Split`.
 A split keeps every image of the table (label ``-1`` where the chosen set has none) so that all
 label sets of one folder share one file list, hence one embedding cache.
 """
@@ -22,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from worker.ml.label_sets import MULTI, SINGLE, TAG_SEPARATOR, LabelSet, encode_cells
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 HELD_OUT_SPLITS = ("test", "validation")
@@ -46,7 +51,20 @@ class LabelTable:
     paths: list[Path]
     splits: np.ndarray  # str, one per row
     label_sets: dict[str, list[str]]  # set name -> sorted class names
-    labels: dict[str, np.ndarray]  # set name -> class index per row (-1 = empty cell)
+    labels: dict[str, np.ndarray]  # set name -> labels, encoded as in worker.ml.label_sets
+    kinds: dict[str, str]  # set name -> "single" | "multi"
+
+    def sets(self) -> list[LabelSet]:
+        """The table's label sets, in column order."""
+        return [LabelSet(n, self.kinds[n], tuple(c)) for n, c in self.label_sets.items()]
+
+
+@dataclass
+class TaskSplit:
+    """Image files of one split with their labels in every set (multi-task use)."""
+
+    paths: list[Path]
+    labels: dict[str, np.ndarray]
 
 
 # -- class folders ---------------------------------------------------------------------------
@@ -80,8 +98,11 @@ def _scan_folders(root: Path) -> tuple[list[str], Split, Split]:
 
 
 # -- label table -----------------------------------------------------------------------------
-def read_label_table(data_dir: str | Path) -> LabelTable:
-    """Read ``DIR/labels.csv`` (see the module docstring); ``ValueError`` on a malformed table."""
+def read_label_table(data_dir: str | Path, multi_label: tuple[str, ...] = ()) -> LabelTable:
+    """Read ``DIR/labels.csv`` (see the module docstring); ``ValueError`` on a malformed table.
+
+    ``multi_label``: columns to read as multi-label even if no cell holds two tags.
+    """
     root = Path(data_dir)
     table = root / LABEL_TABLE
     with table.open(newline="", encoding="utf-8-sig") as fh:
@@ -106,15 +127,51 @@ def read_label_table(data_dir: str | Path) -> LabelTable:
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise ValueError(f"{table}: {len(missing)} listed file(s) not found, e.g. {missing[0]}")
+    unknown = sorted(set(multi_label) - set(set_names))
+    if unknown:
+        raise ValueError(f"{table}: no column(s) {unknown} to read as multi-label")
     label_sets: dict[str, list[str]] = {}
     labels: dict[str, np.ndarray] = {}
+    kinds: dict[str, str] = {}
     for j, name in enumerate(set_names, start=2):
         values = [r[j] for r in rows]
-        classes = sorted({v for v in values if v})
-        index = {c: i for i, c in enumerate(classes)}
+        multi = name in multi_label or any(TAG_SEPARATOR in v for v in values)
+        if multi:
+            classes = sorted({t.strip() for v in values for t in v.split(TAG_SEPARATOR)} - {""})
+        else:
+            classes = sorted({v for v in values if v})
+        kinds[name] = MULTI if multi else SINGLE
         label_sets[name] = classes
-        labels[name] = np.asarray([index.get(v, -1) for v in values], dtype=np.int64)
-    return LabelTable(paths, np.asarray([r[1] for r in rows]), label_sets, labels)
+        labels[name] = encode_cells(LabelSet(name, kinds[name], tuple(classes)), values)
+    return LabelTable(paths, np.asarray([r[1] for r in rows]), label_sets, labels, kinds)
+
+
+def _split_rows(table: LabelTable, which: tuple[str, ...]) -> np.ndarray:
+    return np.flatnonzero(np.isin(table.splits, which))
+
+
+def read_multitask(data_dir: str | Path, multi_label: tuple[str, ...] = ()
+                   ) -> tuple[list[LabelSet], TaskSplit, TaskSplit]:
+    """(label sets, pool, held-out) of a ``labels.csv`` with every set: the multi-task view.
+
+    The pool and held-out file lists are the same as :func:`scan_dataset`'s, so the
+    embedding cache is shared with single-set simulations of the same folder.
+    """
+    root = Path(data_dir)
+    if not (root / LABEL_TABLE).is_file():
+        raise ValueError(f"{root} has no {LABEL_TABLE}: a multi-task simulation needs one")
+    table = read_label_table(root, multi_label)
+
+    def split(which: tuple[str, ...]) -> TaskSplit:
+        rows = _split_rows(table, which)
+        return TaskSplit([table.paths[i] for i in rows],
+                         {k: v[rows] for k, v in table.labels.items()})
+
+    pool, held = split((POOL_SPLIT,)), split(HELD_OUT_SPLITS)
+    if not pool.paths or not held.paths:
+        raise ValueError(f"{root / LABEL_TABLE}: no pool (train) or no held-out "
+                         "(test/validation) rows")
+    return table.sets(), pool, held
 
 
 def _scan_table(root: Path, label_set: str | None) -> tuple[list[str], Split, Split]:
@@ -128,10 +185,13 @@ def _scan_table(root: Path, label_set: str | None) -> tuple[list[str], Split, Sp
     if label_set not in table.label_sets:
         raise ValueError(f"no label set {label_set!r} in {root / LABEL_TABLE}; "
                          f"choose one of: {', '.join(names)}")
+    if table.kinds[label_set] == MULTI:
+        raise ValueError(f"{label_set!r} is a multi-label set: simulate it without --label-set "
+                         "(the multi-task simulation)")
     y = table.labels[label_set]
 
     def split(which: tuple[str, ...]) -> Split:
-        rows = np.flatnonzero(np.isin(table.splits, which))
+        rows = _split_rows(table, which)
         return Split([table.paths[i] for i in rows], y[rows])
 
     return table.label_sets[label_set], split((POOL_SPLIT,)), split(HELD_OUT_SPLITS)

@@ -161,6 +161,8 @@ class EmbeddingStore:
                 for p in self._chunk_files():
                     with self._npz(p) as z:
                         parts.append(z["ids"])
+                if len(parts) == 1:  # compacted: the base is sorted and unique already
+                    return parts[0].astype(np.int64, copy=False)
                 return np.unique(np.concatenate(parts)).astype(np.int64, copy=False)
             except FileNotFoundError:
                 if attempt == 4:

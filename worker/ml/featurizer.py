@@ -95,6 +95,7 @@ class Featurizer:
         streams: int | None = None,
         amp: bool | None = None,
         gpu_decode: bool | None = None,
+        mirror: bool = False,
     ) -> None:
         """Load the backbone; every argument left as None gets the device's sensible default.
 
@@ -102,6 +103,8 @@ class Featurizer:
         one per core; CUDA: 2). num_workers: decoder threads (CPU: 0 = each stream decodes its
         own batch; CUDA: cores - 1). amp: fp16 autocast (CUDA only by default). gpu_decode:
         nvJPEG decoding on the GPU (CUDA default). weights_path: see backbones.load_backbone.
+        mirror: test-time augmentation, the mean of the image's and its horizontal mirror's
+        embedding (twice the forward cost; every item of a store must be embedded alike).
         """
         self.spec: BackboneSpec = get_spec(backbone)
         self.backbone = self.spec.name
@@ -125,6 +128,7 @@ class Featurizer:
             num_workers = max(1, cores - 1) if on_cuda else 0
         self.num_workers = max(0, int(num_workers))
         self.amp = on_cuda if amp is None else bool(amp)
+        self.mirror = bool(mirror)
         self.gpu_decode = (
             (on_cuda and images._OPS is not None) if gpu_decode is None else gpu_decode
         )
@@ -343,8 +347,11 @@ class Featurizer:
                 else nullcontext()
             )
             with ctx:
-                out = self.model(x)
-            return out.float().cpu()
+                out = self.model(x).float()
+                if self.mirror:  # flip the width axis; the mean is invariant to the mirror
+                    flipped = x.flip(3).contiguous(memory_format=torch.channels_last)
+                    out = (out + self.model(flipped).float()) / 2
+            return out.cpu()
 
 
 def _restore_torch_threads(count: int) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from scipy.optimize import minimize_scalar
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
@@ -64,6 +65,29 @@ class _Scaler:
         return (X - self.mean) / self.scale
 
 
+def scale_temperature(P: np.ndarray, T: float) -> np.ndarray:
+    """softmax(log P / T): the probabilities a temperature ``T`` gives (argmax unchanged)."""
+    logits = np.log(np.clip(P, 1e-12, None)) / T
+    logits -= logits.max(axis=1, keepdims=True)
+    E = np.exp(logits)
+    return E / E.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(P: np.ndarray, y_idx: np.ndarray) -> float:
+    """Temperature minimising the log loss of out-of-fold probabilities ``P`` (Guo et al. 2017).
+
+    One scalar, so it cannot overfit a handful of labels the way per-class calibration would;
+    searched on log T in [-3, 3] (T from 0.05 to 20).
+    """
+    rows = np.arange(len(y_idx))
+
+    def loss(log_t: float) -> float:
+        return float(-np.log(np.clip(scale_temperature(P, np.exp(log_t))[rows, y_idx], 1e-12,
+                                     None)).mean())
+
+    return float(np.exp(minimize_scalar(loss, bounds=(-3.0, 3.0), method="bounded").x))
+
+
 class LogisticHead(ClassifierMixin, BaseEstimator):
     """Logistic-regression head with CV-chosen ``C``; see the module docstring for why.
 
@@ -74,6 +98,8 @@ class LogisticHead(ClassifierMixin, BaseEstimator):
     cv: maximum number of stratified folds (fewer when the rarest class has fewer examples).
     random_state: seeds the fold split.
     normalize: L2-normalise rows before standardising (recommended for CNN embeddings).
+    calibrate: temperature scaling of the probabilities (Guo et al. 2017), the temperature
+        fitted on the out-of-fold probabilities of the CV (1.0 when CV is impossible).
     """
 
     def __init__(
@@ -83,12 +109,14 @@ class LogisticHead(ClassifierMixin, BaseEstimator):
         cv: int = 5,
         random_state: int | None = 0,
         normalize: bool = True,
+        calibrate: bool = False,
     ) -> None:
         self.C = C
         self.class_weight = class_weight
         self.cv = cv
         self.random_state = random_state
         self.normalize = normalize
+        self.calibrate = calibrate
 
     # -- fitting ----------------------------------------------------------------------------
     def _prepare(self, X: np.ndarray) -> np.ndarray:
@@ -109,6 +137,7 @@ class LogisticHead(ClassifierMixin, BaseEstimator):
         self.cv_accuracy_: float | None = None
         self.cv_log_loss_: float | None = None
         self.cv_proba_: np.ndarray | None = None
+        self.temperature_ = 1.0
         Xp = self._prepare(X)
         if len(self.classes_) == 1:
             self.C_ = float(self.C) if self.C is not None else DEFAULT_C
@@ -131,6 +160,8 @@ class LogisticHead(ClassifierMixin, BaseEstimator):
             self.C_ = float(self.C) if self.C is not None else DEFAULT_C
         self.scaler_ = _Scaler(Xp)
         self.lr_ = self._new_lr(self.C_).fit(self.scaler_(Xp), y_idx)
+        if self.calibrate and self.cv_proba_ is not None:
+            self.temperature_ = fit_temperature(self.cv_proba_, y_idx)
         return self
 
     def _cross_validate(self, X: np.ndarray, y_idx: np.ndarray, n_splits: int) -> float:
@@ -147,6 +178,12 @@ class LogisticHead(ClassifierMixin, BaseEstimator):
         loss = np.zeros(len(grid))
         oof = np.zeros((len(grid), len(y_idx), n_classes), dtype=np.float32)
         for train, test in folds.split(X, y_idx):
+            present = np.unique(y_idx[train])
+            if len(present) < 2:  # two classes, one with a single label: a constant model,
+                oof[:, test, present[0]] = 1.0  # the same loss at every C
+                loss += -np.log(np.clip((y_idx[test] == present[0]).astype(float), 1e-12,
+                                        None)).sum()
+                continue
             scaler = _Scaler(X[train])
             Xtr, Xte = scaler(X[train]), scaler(X[test])
             lr = self._new_lr(grid[0])
@@ -175,7 +212,7 @@ class LogisticHead(ClassifierMixin, BaseEstimator):
         for start in range(0, len(X), PREDICT_BLOCK):
             block = self._prepare(X[start : start + PREDICT_BLOCK])
             out[start : start + len(block)] = self.lr_.predict_proba(self.scaler_(block))
-        return out
+        return out if self.temperature_ == 1.0 else scale_temperature(out, self.temperature_)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Most probable class id for each row."""

@@ -65,11 +65,12 @@ class Embedded:
     y_test: np.ndarray
 
 
-def cache_folder(cache_dir: str | Path, data_dir: str | Path, backbone: str) -> Path:
-    """Cache location for one (data folder, backbone)."""
+def cache_folder(cache_dir: str | Path, data_dir: str | Path, backbone: str,
+                 mirror: bool = False) -> Path:
+    """Cache location for one (data folder, backbone[, mirror test-time augmentation])."""
     root = Path(data_dir).resolve()
     key = hashlib.sha1(str(root).encode()).hexdigest()[:10]
-    return Path(cache_dir) / f"{root.name}-{key}" / backbone
+    return Path(cache_dir) / f"{root.name}-{key}" / (backbone + ("+mirror" if mirror else ""))
 
 
 def _file_signature(paths: Sequence[Path]) -> str:
@@ -127,23 +128,25 @@ def embed_split(split: Split, name: str, folder: Path, get_featurizer: Callable[
 
 
 def load_embedded(data_dir: str | Path, backbone: str, cache_dir: str | Path = DEFAULT_CACHE_DIR,
-                  progress: Progress = _stderr, label_set: str | None = None) -> Embedded:
+                  progress: Progress = _stderr, label_set: str | None = None,
+                  mirror: bool = False) -> Embedded:
     """Scan ``data_dir``, embed (or read from cache) pool and held-out images.
 
     Every listed image is embedded, also those without a label in ``label_set``, so that all
     label sets of a ``labels.csv`` share one cache; unlabeled ones are dropped afterwards.
+    ``mirror``: the featurizer's mirror test-time augmentation (a cache of its own).
     """
     from worker.ml.backbones import get_spec
 
     classes, pool, test = scan_dataset(data_dir, label_set)
-    folder = cache_folder(cache_dir, data_dir, get_spec(backbone).name)
+    folder = cache_folder(cache_dir, data_dir, get_spec(backbone).name, mirror)
     loaded: list[Any] = []
 
     def get_featurizer() -> Any:  # loaded once, and only when something needs embedding
         if not loaded:
             from worker.ml.featurizer import Featurizer
 
-            loaded.append(Featurizer(backbone))
+            loaded.append(Featurizer(backbone, mirror=mirror))
         return loaded[0]
 
     out = []
@@ -165,7 +168,8 @@ def run_curve(X_pool: np.ndarray, y_pool: np.ndarray, X_test: np.ndarray, y_test
     current head, or ``None`` before the first retrain); annotators label them in rank order,
     except that a share ``audit_share`` of the items served are drawn uniformly at random
     (audit items, also used for training); after ``retrain_every`` new labels the head is
-    retrained and the pool re-ranked.  Accuracy is measured at each budget.
+    retrained and the pool re-ranked.  Accuracy is measured at each budget.  ``random`` never
+    reads the head, so for it only the heads measured at a budget are fitted (same result).
     """
     rng = np.random.default_rng(seed)
     N = len(X_pool)
@@ -190,8 +194,9 @@ def run_curve(X_pool: np.ndarray, y_pool: np.ndarray, X_test: np.ndarray, y_test
                     item = int(rng.choice(np.flatnonzero(~labeled)))
                 labeled[item] = True
                 order.append(int(item))
-            lab = np.asarray(order, dtype=np.int64)
-            model = LogisticHead(random_state=seed).fit(X_pool[lab], y_pool[lab])
+            if strategy != "random" or len(order) == budget:
+                lab = np.asarray(order, dtype=np.int64)
+                model = LogisticHead(random_state=seed).fit(X_pool[lab], y_pool[lab])
         assert model is not None
         accs.append(float((model.predict(X_test) == y_test).mean()))
     return accs
@@ -210,7 +215,7 @@ def simulate(data_dir: str | Path, strategies: Sequence[str], budgets: Sequence[
              cache_dir: str | Path = DEFAULT_CACHE_DIR, retrain_every: int = RETRAIN_EVERY,
              query_pool: int = QUERY_POOL_SIZE, audit_share: float = AUDIT_SHARE,
              progress: Progress = _stderr, embedded: Embedded | None = None,
-             label_set: str | None = None) -> dict[str, Any]:
+             label_set: str | None = None, mirror: bool = False) -> dict[str, Any]:
     """Run every strategy for ``seeds`` seeds; returns the JSON-ready result (README layout).
 
     BLAS runs on one thread, as in the worker's retrain: the fits are small, and multithreaded
@@ -221,13 +226,14 @@ def simulate(data_dir: str | Path, strategies: Sequence[str], budgets: Sequence[
 
     with threadpool_limits(limits=1, user_api="blas"):
         return _simulate(data_dir, strategies, budgets, seeds, backbone, cache_dir, retrain_every,
-                         query_pool, audit_share, progress, embedded, label_set)
+                         query_pool, audit_share, progress, embedded, label_set, mirror)
 
 
 def _simulate(data_dir: str | Path, strategies: Sequence[str], budgets: Sequence[int],
               seeds: int, backbone: str | None, cache_dir: str | Path, retrain_every: int,
               query_pool: int, audit_share: float, progress: Progress,
-              embedded: Embedded | None, label_set: str | None) -> dict[str, Any]:
+              embedded: Embedded | None, label_set: str | None,
+              mirror: bool) -> dict[str, Any]:
     from worker.ml.backbones import DEFAULT_BACKBONE
 
     backbone = backbone or DEFAULT_BACKBONE
@@ -235,7 +241,7 @@ def _simulate(data_dir: str | Path, strategies: Sequence[str], budgets: Sequence
         if s not in STRATEGIES:
             raise ValueError(f"unknown strategy {s!r}; choose from {', '.join(sorted(STRATEGIES))}")
     t_start = time.time()
-    data = embedded or load_embedded(data_dir, backbone, cache_dir, progress, label_set)
+    data = embedded or load_embedded(data_dir, backbone, cache_dir, progress, label_set, mirror)
     N = len(data.y_pool)
     budgets = sorted({int(b) for b in budgets if int(b) > 0})
     if not budgets:
@@ -276,6 +282,7 @@ def _simulate(data_dir: str | Path, strategies: Sequence[str], budgets: Sequence
         "data": str(Path(data_dir).resolve()) if data_dir else None,
         "label_set": label_set,
         "backbone": backbone,
+        "mirror": mirror,
         "classes": data.classes,
         "pool_size": N,
         "heldout_size": len(data.y_test),
@@ -363,6 +370,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"items ranked per retrain (default {QUERY_POOL_SIZE})")
     parser.add_argument("--audit-share", type=float, default=AUDIT_SHARE,
                         help=f"share of labels drawn uniformly at random (default {AUDIT_SHARE})")
+    parser.add_argument("--mirror", action="store_true", help="embed with the mirror test-time "
+                        "augmentation (mean of the image's and its mirror's embedding; twice the "
+                        "embedding time, a cache of its own)")
     parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR))
     parser.add_argument("--json", dest="json_out", required=True, help="write results here")
     parser.add_argument("--plot", default=None, help="optional PNG of the learning curves")
@@ -378,7 +388,8 @@ def run_from_args(opts: dict[str, Any], progress: Progress = _stderr) -> dict[st
                       query_pool=int(opts.get("query_pool") or QUERY_POOL_SIZE),
                       audit_share=(AUDIT_SHARE if opts.get("audit_share") is None
                                    else float(opts["audit_share"])),
-                      progress=progress, label_set=opts.get("label_set"))
+                      progress=progress, label_set=opts.get("label_set"),
+                      mirror=bool(opts.get("mirror")))
     out = Path(opts["json_out"])
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

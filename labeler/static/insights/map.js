@@ -146,6 +146,10 @@
       t += (shown === p.n ? p.n.toLocaleString() : shown.toLocaleString() + " of " + p.n.toLocaleString()) +
         " items shown (" + (p.method || "") + ", " + p.seconds + " s)";
     }
+    if (p.sampled) {
+      t += (t ? " · " : "") + "a sample of the " + p.mapped.toLocaleString() +
+        " mapped: every labeled item and a uniform random share of the rest";
+    }
     if (p.embedded < p.items) t += (t ? " · " : "") + (p.items - p.embedded) + " not embedded yet";
     if (p.status === "computing") t += (t ? " · " : "") + "computing a new map…";
     if (p.status === "stale") t += (t ? " · " : "") + "map out of date (no worker reachable)";

@@ -70,7 +70,6 @@ class Importer:
         self.project = project
         self.user = user
         self.report = ImportReport()
-        self._seen = set(project.items.values_list("sha256", flat=True))
         self.written: list[str] = []  # files stored by this import, removed if it rolls back
         self._classes = {c.name: c for c in project.classes.all()}
 
@@ -85,10 +84,12 @@ class Importer:
             self.report.errors[name] = str(exc)
             return None
         digest = hashlib.sha256(data).hexdigest()
-        if digest in self._seen:
+        # One indexed lookup (project, sha256) per image instead of every hash of the project in
+        # memory: an import into a million-item project stays small. Rows this import added
+        # earlier are visible too (same transaction, or committed blocks).
+        if Item.objects.filter(project=self.project, sha256=digest).exists():
             self.report.duplicates.append(name)
             return None
-        self._seen.add(digest)
         item = Item(
             project=self.project,
             original_name=name[-300:],

@@ -143,3 +143,26 @@ def test_gpu_worker_embeds_from_the_bucket_with_only_broker_and_s3(
     assert Item.objects.filter(project=project, query_rank__lt=UNRANKED).count() == 7
     assert any(k.startswith(f"run/embeddings/{project.pk}/") for k in server.keys(bucket))
     assert "worker.tasks.embed_chunk" in gpu_log.read_text()
+
+
+def test_sweep_media_removes_orphans_in_the_bucket(s3_storage, project_factory, add_images,
+                                                   capsys):
+    """Objects no item references (a deleted row, a killed import's leftovers) are swept from
+    the bucket; referenced copies and objects outside the media prefix stay."""
+    from django.core.management import call_command
+
+    from labeler.items.models import Item
+
+    server, bucket, _ = s3_storage
+    project = project_factory()
+    kept, gone = add_images(project, 2)
+    Item.objects.filter(pk=gone.pk).delete()  # the row only: its object stays behind
+    server.put_files(bucket, {f"run/media/items/{project.pk}/zz/stray.jpg": b"x",
+                              "run/media/items/not-a-project/y.jpg": b"y",
+                              "src/user-photo.jpg": b"z"})
+    call_command("sweep_media", "--min-age", "3600")
+    assert "removed 0 orphan" in capsys.readouterr().out  # all younger than an hour
+    call_command("sweep_media", "--min-age", "0")
+    assert "removed 3 orphan" in capsys.readouterr().out
+    assert server.keys(bucket) == sorted([f"run/media/{kept.image.name}",
+                                          "src/user-photo.jpg"])

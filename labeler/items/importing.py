@@ -240,11 +240,12 @@ def add_from_url(importer: Importer, url: str, *, label: str | None = None,
 
 
 def import_urls(
-    project: Project, urls: Iterable[str], *, user: AbstractBaseUser | None = None
+    project: Project, urls: Iterable[str], *, user: AbstractBaseUser | None = None,
+    no_copy: bool = False,
 ) -> ImportReport:
     """Fetch each URL and import the image (the API's import by URL)."""
     importer = Importer(project, user=user)
     with importer.atomic():
         for url in urls:
-            add_from_url(importer, url)
+            add_from_url(importer, url, no_copy=no_copy)
         return importer.finish()

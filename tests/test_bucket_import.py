@@ -122,11 +122,16 @@ def test_listing_is_streamed_in_pages(s3_bucket, project_factory, monkeypatch):
     real = remote_import._batches
     monkeypatch.setattr(remote_import, "_batches",
                         lambda rows, size=3: (batches.append(b) or b for b in real(rows, 3)))
+    monkeypatch.setattr(remote_import, "KEEP", 2)
     project = project_factory("Many")
     report = remote_import.import_bucket(project, f"s3://{bucket}/many")
-    assert len(report.created) == 5 and report.not_images == 1005
-    assert len(report.not_image_names) == 100  # a bounded sample of names, all counted
+    # Bounded reports: a sample of ids and names, exact counts.
+    assert report.n_created == 5 and len(report.created) == 2 and project.items.count() == 5
+    assert report.not_images == 1005 and len(report.not_image_names) == 100
+    assert report.summary().startswith("5 imported")
     assert [len(b) for b in batches] == [3, 2]
+    again = remote_import.import_bucket(project, f"s3://{bucket}/many")
+    assert again.n_duplicates == 5 and len(again.duplicates) == 2 and not again.n_created
 
 
 def test_worker_embeds_real_images_from_the_bucket(s3_storage, project_factory):

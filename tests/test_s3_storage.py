@@ -108,3 +108,61 @@ def test_storage_settings_from_the_environment():
     assert options["querystring_expire"] <= 3600
     assert media_location("s3://b/p", "/x") == "s3://b/p/media"
     assert media_location("/srv/labeler", "/srv/media") == "/srv/media"
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_gpu_worker_embeds_from_the_bucket_with_only_broker_and_s3(
+        s3_storage, worker_factory, project_factory, add_images):
+    """A GPU worker as on another machine (no settings, no database, no shared folder: only
+    the broker URL and the S3 variables) embeds stored and referenced images from the bucket
+    and writes the embeddings there; the cold-start ranking follows."""
+    from django.core.management import call_command
+
+    from labeler.items.models import UNRANKED, Item
+    from labeler.training.models import Job
+    from labeler.training.services import request_embedding
+
+    from .conftest import embedding_done, last_job, wait_for
+
+    server, bucket, _ = s3_storage
+    server.put_files(bucket, {f"src/{i}.jpg": jpeg_bytes((i * 60, 200, 30)) for i in range(3)})
+    _, gpu_log = worker_factory(app="worker.celery_app", queues="gpu", concurrency=1,
+                                django=False)
+    worker_factory(queues="web", concurrency=1)
+    project = project_factory("Remote")
+    add_images(project, 4)  # uploads: stored in the bucket
+    call_command("import_images", str(project.pk), f"s3://{bucket}/src/", "--no-copy")
+    assert Item.objects.filter(project=project).exclude(source="").count() == 3
+    request_embedding(project)
+    wait_for(lambda: embedding_done(project.pk, 7), 240, 0.5, "the GPU worker to embed")
+    wait_for(lambda: (last_job(project.pk, Job.Kind.RETRAIN) or Job()).status == "done", 120,
+             0.5, "the cold-start ranking")
+    assert not Item.objects.filter(project=project).exclude(embed_error="").exists()
+    assert Item.objects.filter(project=project, query_rank__lt=UNRANKED).count() == 7
+    assert any(k.startswith(f"run/embeddings/{project.pk}/") for k in server.keys(bucket))
+    assert "worker.tasks.embed_chunk" in gpu_log.read_text()
+
+
+def test_sweep_media_removes_orphans_in_the_bucket(s3_storage, project_factory, add_images,
+                                                   capsys):
+    """Objects no item references (a deleted row, a killed import's leftovers) are swept from
+    the bucket; referenced copies and objects outside the media prefix stay."""
+    from django.core.management import call_command
+
+    from labeler.items.models import Item
+
+    server, bucket, _ = s3_storage
+    project = project_factory()
+    kept, gone = add_images(project, 2)
+    Item.objects.filter(pk=gone.pk).delete()  # the row only: its object stays behind
+    server.put_files(bucket, {f"run/media/items/{project.pk}/zz/stray.jpg": b"x",
+                              "run/media/items/not-a-project/y.jpg": b"y",
+                              "src/user-photo.jpg": b"z"})
+    call_command("sweep_media", "--min-age", "3600")
+    assert "removed 0 orphan" in capsys.readouterr().out  # all younger than an hour
+    call_command("sweep_media", "--min-age", "0")
+    assert "removed 3 orphan" in capsys.readouterr().out
+    assert server.keys(bucket) == sorted([f"run/media/{kept.image.name}",
+                                          "src/user-photo.jpg"])

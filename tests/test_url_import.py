@@ -137,3 +137,24 @@ def test_a_redirect_to_a_private_address_is_refused(tmp_path, project_factory, s
     out = capsys.readouterr()
     assert "0 imported" in out.out and "127.0.0.2" in out.err
     assert Item.objects.filter(project=project).count() == 0
+
+
+def test_api_import_by_url_without_copy(project_factory, make_user, settings):
+    """The API's import by URL takes no_copy too, and items show their source."""
+    from rest_framework.test import APIClient
+
+    settings.LABELER_ALLOW_PRIVATE_URLS = True
+    project = project_factory("Api")
+    lead = make_user("lead")
+    set_member(project, lead, Role.LEAD)
+    api = APIClient()
+    api.force_authenticate(lead)
+    with Receiver(script=[(200, {}, jpeg_bytes((200, 100, 0)))]) as server:
+        url = f"http://127.0.0.1:{server.port}/x.jpg"
+        report = api.post(f"/api/v1/projects/{project.pk}/items/import-urls/",
+                          {"urls": [url], "no_copy": True}, format="json").json()
+        assert report["created"] == 1
+        item = api.get(f"/api/v1/projects/{project.pk}/items/{report['item_ids'][0]}/").json()
+        assert item["source"] == url
+        image = api.get(item["image_url"])
+        assert image.status_code == 200 and image["Content-Type"] == "image/jpeg"

@@ -39,24 +39,54 @@ class ImportReport:
     not_images: int = 0
     not_image_names: list[str] = field(default_factory=list)
 
+    # Streamed imports (a bucket, a CSV) keep only the first ids and names (trim): the rest
+    # are counted here, so a million-object import reports exact counts in bounded memory.
+    more_created: int = 0
+    more_duplicates: int = 0
+    more_errors: int = 0
+
     def skip_not_image(self, name: str) -> None:
         self.not_images += 1
         if len(self.not_image_names) < 100:
             self.not_image_names.append(name)
 
+    def trim(self, keep: int) -> None:
+        """Keep the first `keep` created ids, duplicate names and errors; count the rest."""
+        if len(self.created) > keep:
+            self.more_created += len(self.created) - keep
+            del self.created[keep:]
+        if len(self.duplicates) > keep:
+            self.more_duplicates += len(self.duplicates) - keep
+            del self.duplicates[keep:]
+        for name in list(self.errors)[keep:]:
+            del self.errors[name]
+            self.more_errors += 1
+
+    @property
+    def n_created(self) -> int:
+        return len(self.created) + self.more_created
+
+    @property
+    def n_duplicates(self) -> int:
+        return len(self.duplicates) + self.more_duplicates
+
+    @property
+    def n_errors(self) -> int:
+        return len(self.errors) + self.more_errors
+
     def summary(self) -> str:
-        parts = [f"{len(self.created)} imported"]
+        parts = [f"{self.n_created} imported"]
         if self.labeled:
             parts.append(f"{self.labeled} with labels")
-        parts.append(f"{len(self.duplicates)} duplicates skipped")
+        parts.append(f"{self.n_duplicates} duplicates skipped")
         if self.not_images:
             parts.append(f"{self.not_images} non-images skipped")
-        parts.append(f"{len(self.errors)} errors")
+        parts.append(f"{self.n_errors} errors")
         return ", ".join(parts)
 
     def to_dict(self) -> dict:
         return {
-            "created": len(self.created),
+            "created": self.n_created,
             "labeled": self.labeled,
             "duplicates": self.duplicates,
             "errors": self.errors,
@@ -70,7 +100,6 @@ class Importer:
         self.project = project
         self.user = user
         self.report = ImportReport()
-        self._seen = set(project.items.values_list("sha256", flat=True))
         self.written: list[str] = []  # files stored by this import, removed if it rolls back
         self._classes = {c.name: c for c in project.classes.all()}
 
@@ -85,10 +114,12 @@ class Importer:
             self.report.errors[name] = str(exc)
             return None
         digest = hashlib.sha256(data).hexdigest()
-        if digest in self._seen:
+        # One indexed lookup (project, sha256) per image instead of every hash of the project in
+        # memory: an import into a million-item project stays small. Rows this import added
+        # earlier are visible too (same transaction, or committed blocks).
+        if Item.objects.filter(project=self.project, sha256=digest).exists():
             self.report.duplicates.append(name)
             return None
-        self._seen.add(digest)
         item = Item(
             project=self.project,
             original_name=name[-300:],
@@ -154,7 +185,7 @@ class Importer:
 
     def finish(self) -> ImportReport:
         """Queue embedding of the new items (after commit, so the worker sees them)."""
-        if self.report.created:
+        if self.report.n_created:
             project = self.project
             transaction.on_commit(lambda: request_embedding(project))
             if self.report.labeled:
@@ -239,11 +270,12 @@ def add_from_url(importer: Importer, url: str, *, label: str | None = None,
 
 
 def import_urls(
-    project: Project, urls: Iterable[str], *, user: AbstractBaseUser | None = None
+    project: Project, urls: Iterable[str], *, user: AbstractBaseUser | None = None,
+    no_copy: bool = False,
 ) -> ImportReport:
     """Fetch each URL and import the image (the API's import by URL)."""
     importer = Importer(project, user=user)
     with importer.atomic():
         for url in urls:
-            add_from_url(importer, url)
+            add_from_url(importer, url, no_copy=no_copy)
         return importer.finish()

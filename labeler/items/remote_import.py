@@ -29,6 +29,7 @@ from .importing import Importer, ImportReport, add_from_url
 from .validation import is_image_name
 
 BATCH = 200
+KEEP = 1000  # ids and names kept in a streamed import's report; the rest are counted
 Progress = Callable[[int, int | None], None]
 
 
@@ -116,6 +117,7 @@ def import_bucket(
                 importer.add(rel, data, label=label,
                              source=f"s3://{bucket}/{key}" if no_copy else "")
         done += len(batch)
+        report.trim(KEEP)
         if progress:
             progress(done, None)
     with transaction.atomic():
@@ -181,12 +183,14 @@ def import_url_csv(
     if limit is not None:
         total = min(total, limit)
     importer = Importer(project, user=user)
+    report = importer.report
     done = 0
     for batch in _batches(itertools.islice(read_url_csv(path), limit)):
         with importer.atomic():
             for _, url, label in batch:
                 add_from_url(importer, url, label=label, no_copy=no_copy)
         done += len(batch)
+        report.trim(KEEP)
         if progress:
             progress(done, total)
     with transaction.atomic():

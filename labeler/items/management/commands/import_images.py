@@ -71,10 +71,12 @@ class Command(BaseCommand):
     def _report(self, project, report: ImportReport) -> None:
         for name, error in sorted(report.errors.items()):
             self.stderr.write(self.style.WARNING(f"  error  {name}: {error}"))
+        if report.more_errors:
+            self.stderr.write(f"  … and {report.more_errors} more errors")
         for name in report.duplicates[:20]:
             self.stderr.write(f"  duplicate  {name}")
-        if len(report.duplicates) > 20:
-            self.stderr.write(f"  … and {len(report.duplicates) - 20} more duplicates")
+        if report.n_duplicates > 20:
+            self.stderr.write(f"  … and {report.n_duplicates - 20} more duplicates")
         for name in report.not_image_names[:20]:
             self.stderr.write(f"  not an image  {name}")
         if report.not_images > 20:

@@ -65,6 +65,10 @@ def plan(job: Job) -> dict:
         "query_pool": settings.LABELER_QUERY_POOL_SIZE,
         "retrain_every": project.retrain_every, "items": list(labels),
         "labels": list(labels.values()), "audit": sorted(audit), "sets": sets, **locations,
+        # With other sets: the primary one, for the head choice and the joint ranking.
+        **({"primary": {"id": primary.pk, "name": primary.name,
+                        "classes": list(primary.classes.values_list("pk", flat=True))}}
+           if sets and primary is not None else {}),
     }
 
 

@@ -30,17 +30,18 @@ stream: no export loads every label first.
 from __future__ import annotations
 
 import json
+import logging
 import zipfile
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from django.conf import settings
 
 from labeler.annotations.current import RULE
 from labeler.annotations.models import Annotation
 from labeler.csv_safety import csv_line
+from labeler.items.sources import ImageUnavailable, local_path, read_image
 from labeler.projects.label_sets import primary_set
 from labeler.projects.models import Project
 from labeler.training.models import ModelVersion
@@ -58,6 +59,8 @@ from .export_base import (
 )
 from .model_readme import model_readme
 from .set_exports import SetAnswers, tags_of_annotations
+
+logger = logging.getLogger("labeler.export")
 
 FORMATS = {
     "csv": ("text/csv; charset=utf-8", "labels.csv"),
@@ -263,24 +266,31 @@ def zip_stream(entries: Iterable[Entry]) -> Iterator[bytes]:
 
 def export_folders(project: Project) -> Iterator[bytes]:
     naming = Naming(project)
-    media = Path(settings.MEDIA_ROOT)
-
     sets = SetAnswers(project)
+
+    def image(r) -> Path | bytes | None:
+        """The item's image: a local file, or the bytes from the bucket or its source URL."""
+        path = local_path(r.item.image_name, r.item.source)
+        if path is not None:
+            return path if path.is_file() else None
+        try:  # in the bucket, or referenced (--no-copy): read one at a time
+            return read_image(r.item.image_name, r.item.source)
+        except ImageUnavailable as exc:
+            logger.warning("export of project %s: %s left out: %s", project.pk, r.file, exc)
+            return None
 
     def entries() -> Iterator[Entry]:
         for r in iter_rows(project, naming):
             if sets.several:  # <set>/<class>/<file>, every tag's folder in a multi-label set
                 folders = sets.folder_entries(r.item.pk, naming.folders)
-                path = media / r.item.image_name
-                if folders and path.is_file():
-                    for folder in folders:
-                        yield f"{folder}/{r.file}", path
-                continue
-            if not r.label_id:
-                continue
-            path = media / r.item.image_name
-            if path.is_file():
-                yield f"{naming.folders[r.label_id]}/{r.file}", path
+            elif r.label_id:
+                folders = [naming.folders[r.label_id]]
+            else:
+                folders = []
+            data = image(r) if folders else None
+            if data is not None:
+                for folder in folders:
+                    yield f"{folder}/{r.file}", data
         yield "labels.csv", export_csv(project)
 
     yield from zip_stream(entries())

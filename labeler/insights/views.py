@@ -232,7 +232,8 @@ def export(request: HttpRequest, project_id: int, fmt: str) -> HttpResponse:
 
 @require_GET
 def thumb(request: HttpRequest, item_id: int) -> FileResponse:
-    item = get_object_or_404(Item.objects.only("project_id", "image", "sha256"), pk=item_id)
+    item = get_object_or_404(Item.objects.only("project_id", "image", "source", "sha256"),
+                             pk=item_id)
     get_project_for(request.user, item.project_id)
     try:
         path = thumbs.thumbnail_for(item)

@@ -25,7 +25,11 @@ def item_upload_to(instance: Item, filename: str) -> str:
 
 class Item(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
-    image = models.FileField(upload_to=item_upload_to, max_length=300)
+    # The stored copy of the image; empty for an item that references its source (below).
+    image = models.FileField(upload_to=item_upload_to, max_length=300, blank=True)
+    # Imported with --no-copy: the image stays where it was (s3://bucket/key or an https URL)
+    # and is read from there (labeler.items.sources); deleting the item never deletes it.
+    source = models.CharField(max_length=2000, blank=True, editable=False)
     original_name = models.CharField(max_length=300)
     sha256 = models.CharField(max_length=64)
     width = models.PositiveIntegerField()

@@ -160,6 +160,8 @@ def _train_and_rank(job: dict[str, Any]) -> dict[str, Any]:
             joint = learn_jointly(job, ids, matrix, query_pool=rank_args["query_pool"],
                                   retrain_every=rank_args["retrain_every"])
             metrics["head_choice"] = joint.choice
+            logger.info("retrain v%s: %s heads (%s)", job.get("number"), joint.choice["kind"],
+                        joint.choice.get("scores") or joint.choice.get("reason"))
         except (ValueError, np.linalg.LinAlgError) as exc:  # the sets' own heads still stand
             metrics["head_choice"] = {"kind": "independent", "reason": "the comparison failed",
                                       "error": f"{type(exc).__name__}: {exc}"}

@@ -98,7 +98,8 @@ def test_two_sets_choose_the_head_by_cv_and_rank_jointly(client, two_sets):
     # auto with two sets: the joint ranking of the chosen head, not the primary set's alone.
     ids, matrix = store_for(project.pk, project.backbone).load()
     labels = multi_set.plan_labels(message, ids)
-    model, again = multi_set.choose_and_fit(labels, matrix)
+    model, again, new = multi_set.choose_and_fit(labels, matrix)
+    assert new
     assert again.kind == choice["kind"]
     ranked = storage.load_arrays(message["result"])["ranked"]
     expected = multi_set.joint_rank(model, labels, ids, matrix,
@@ -142,6 +143,26 @@ def test_the_version_records_the_choice_the_dashboard_shows_it_and_the_download_
         assert item.predicted_class_id == type_ids[int(classes[p.argmax()])]
     else:
         assert bundle["multitask"] is None
+
+
+def test_the_choice_stands_until_the_labels_grow_by_half(client, two_sets):
+    """Cross-validating both heads costs many retrains: the next retrains keep the choice until
+    the labelled items have grown by REDECIDE_GROWTH, then it is made again on all of them."""
+    project, types, colours, _, annotator = two_sets
+    items, truth = _world(project, types, colours, n=150, seed=5)
+    _answer(items[:60], truth, types, colours, annotator)
+    first = retrain(project)["head_choice"]
+    assert first["decided_at"] == 1 and first["n_labeled"] == 60
+    _answer(items[60:80], truth, types, colours, annotator)  # 80 < 1.5 x 60: it stands
+    second = retrain(project)["head_choice"]
+    assert second["decided_at"] == 1 and second["n_labeled"] == 60
+    assert second["labels_now"] == 80 and second["scores"] == first["scores"]
+    client.force_login(project.memberships.get(role="lead").user)
+    html = client.get(reverse("insights:dashboard", args=[project.pk])).content.decode()
+    assert "decided at v1 on 60 labelled items" in html
+    _answer(items[80:95], truth, types, colours, annotator)  # 95 >= 90: decided again
+    third = retrain(project)["head_choice"]
+    assert third["decided_at"] == 3 and third["n_labeled"] == 95 == third["labels_now"]
 
 
 def test_too_few_labels_skip_the_comparison_and_say_so(client, two_sets):

@@ -9,7 +9,8 @@ ranks the pool, and it goes into the model download beside the independent heads
 sharing helps depends on the sets and on the number of labels, so nothing here is a constant:
 with too few labels for a cross-validation (fewer than two folds of
 ``head_selection.MIN_FOLD_SIZE``), the independent heads are used and the choice says why. The
-choice and its figures are stored on the model version (``metrics["head_choice"]``).
+choice and its figures are stored on the model version (``metrics["head_choice"]``); the next
+retrains keep it until the labels have grown by half (REDECIDE_GROWTH), then decide again.
 
 **The ranking.** With ``auto``, the pool is ranked by
 :func:`worker.ml.joint_strategies.joint_auto`: the mean over sets of each set's rank-normalised
@@ -29,6 +30,11 @@ from worker.ml.head_selection import MULTITASK, HeadChoice, fit_heads
 from worker.ml.joint_strategies import joint_select
 from worker.ml.label_sets import MULTI, SINGLE, LabelSet, unlabeled
 from worker.set_learning import prediction_rows, rows_to_arrays
+
+#: A choice stands until the labelled items grow by this factor: the cross-validation costs
+#: about as much as a few dozen retrains (two head types, K folds, every set), and a geometric
+#: schedule bounds its total cost by a constant times the last one, whatever the label count.
+REDECIDE_GROWTH = 1.5
 
 
 @dataclass
@@ -74,10 +80,28 @@ def plan_labels(job: dict[str, Any], ids: np.ndarray) -> Plan:
                 [e[2] for e in entries], item_ids, np.searchsorted(ids, item_ids), labels)
 
 
-def choose_and_fit(plan: Plan, matrix) -> tuple[Any, HeadChoice]:
-    """The cross-validated choice of head, fitted on every label (head_selection.fit_heads)."""
+def _standing(previous: dict[str, Any] | None, plan: Plan) -> HeadChoice | None:
+    """The last version's cross-validated choice, while it still stands: same sets, and the
+    labels have not grown by REDECIDE_GROWTH since it was made."""
+    if not previous or not previous.get("n_folds") or previous.get("error"):
+        return None
+    if set(previous.get("per_set") or {}) != {s.name for s in plan.label_sets}:
+        return None
+    if len(plan.item_ids) >= REDECIDE_GROWTH * previous["n_labeled"]:
+        return None
+    return HeadChoice(previous["kind"], previous["scores"], previous["per_set"],
+                      previous["n_folds"], previous["n_labeled"], previous.get("reason", ""))
+
+
+def choose_and_fit(plan: Plan, matrix, previous: dict[str, Any] | None = None
+                   ) -> tuple[Any, HeadChoice, bool]:
+    """The head, fitted on every label (head_selection.fit_heads): the last version's choice
+    while it stands (``previous``, see :func:`_standing`), else a new cross-validated one.
+    Returns (model, choice, whether the choice was made now)."""
     X = np.asarray(matrix[plan.rows], dtype=np.float32)
-    return fit_heads(plan.label_sets, X, plan.labels)
+    standing = _standing(previous, plan)
+    model, choice = fit_heads(plan.label_sets, X, plan.labels, choice=standing)
+    return model, choice, standing is None
 
 
 def joint_rank(model: Any, plan: Plan, ids: np.ndarray, matrix, *, query_pool: int,
@@ -151,10 +175,14 @@ def learn_jointly(job: dict[str, Any], ids: np.ndarray, matrix, *, query_pool: i
                   retrain_every: int) -> Joint:
     """Choose the head by cross-validation, rank with joint ``auto``, predict with the winner."""
     plan = plan_labels(job, ids)
-    model, choice = choose_and_fit(plan, matrix)
+    previous = job.get("previous_choice")
+    model, choice, new = choose_and_fit(plan, matrix, previous)
     ranked = (joint_rank(model, plan, ids, matrix, query_pool=query_pool,
                          retrain_every=retrain_every) if job["strategy"] == "auto" else None)
-    joint = Joint(choice_record(choice, plan), ranked)
+    record = choice_record(choice, plan)
+    record["decided_at"] = job.get("number") if new else previous.get("decided_at")
+    record["labels_now"] = int(len(plan.item_ids))
+    joint = Joint(record, ranked)
     if choice.kind == MULTITASK:
         got = predictions(model, plan, ids, matrix)
         if got is not None:

@@ -15,11 +15,11 @@ import pytest
 from labeler.annotations.models import Annotation
 from labeler.items.importing import Importer
 from labeler.projects.label_sets import add_set, primary_set
-from labeler.projects.models import Project, Role, SetKind
+from labeler.projects.models import Role, SetKind
 from labeler.projects.services import set_member
 from labeler.training.models import ModelVersion, Status
 
-from .conftest import REPO, wait_for
+from .conftest import REPO, embedding_done, wait_for
 from .test_browser import PASSWORD, settle, shown_id, wait_image
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
@@ -69,7 +69,7 @@ def test_two_sets_by_keyboard_suggestions_after_retrain_and_export(
         item = importer.add(row["file"], (FASHION / "images" / row["file"]).read_bytes())
         truth[item.pk] = row
     importer.finish()
-    wait_for(lambda: Project.objects.get(pk=project.pk).embed_status == "done", 240, 1,
+    wait_for(lambda: embedding_done(project.pk, len(photos)), 240, 1,
              "the worker to embed the photos")
     type_key = {c.name: c.hotkey for c in types.classes.all()}
     colour_key = {c.name: c.hotkey for c in colours.classes.all()}

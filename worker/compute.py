@@ -106,7 +106,8 @@ def train_and_rank(job: dict[str, Any]) -> dict[str, Any]:
     ``job`` holds ``store`` (embeddings location), ``backbone``, ``strategy``, ``n_classes``,
     ``query_pool``, ``retrain_every``, ``items``/``labels`` (equal-length lists: each labeled
     item's current label), ``audit`` (audit item ids), ``head`` (where the head goes) and
-    ``result`` (where the results file goes). Writes the head (+ its evaluation head and
+    ``result`` (where the results file goes); with several label sets also ``primary`` (its id,
+    name and class ids) and ``sets`` (labeler.training.set_training.plan_sets). Writes the head (+ its evaluation head and
     out-of-fold predictions) and one results file (``ranked``; with a model also ``ids``,
     ``predicted``, ``confidence``, ``oof_item``, ``oof_predicted``). Returns the report the web
     side ingests: ``{"model": bool, "labels_used", "metrics", "ranked"}``.
@@ -122,6 +123,7 @@ def train_and_rank(job: dict[str, Any]) -> dict[str, Any]:
 def _train_and_rank(job: dict[str, Any]) -> dict[str, Any]:
     from worker.ml.evaluation import measure_version
     from worker.ml.head import LogisticHead
+    from worker.multi_set import learn_jointly  # torch: only where a retrain runs
 
     started = time.monotonic()
     ids, matrix = EmbeddingStore(job["store"]).load()
@@ -148,17 +150,38 @@ def _train_and_rank(job: dict[str, Any]) -> dict[str, Any]:
     is_audit = np.isin(lab_ids, np.asarray(job["audit"], dtype=np.int64))
     metrics, extras = measure_version(head, X_lab, y, item_ids=lab_ids, audit=is_audit)
     head.cv_proba_ = None  # used above; the downloadable head does not carry it
-    ranked = rank_pool(job["strategy"], head, ids, matrix, items, X_lab, **rank_args)
-    # Predictions for every embedded item (suggestions, grid mode, exports).
-    proba = _predict_in_chunks(head, matrix)
-    best = proba.argmax(axis=1)
-    # The other label sets: one head each on the same embeddings (worker.set_learning).
+    # The other label sets: one head each on the same embeddings (worker.set_learning), the
+    # multi-task head if it wins on these labels, joint ranking (worker.multi_set).
     set_metrics, set_heads, set_arrays = learn_sets(
         job.get("sets", []), ids, matrix, lambda h: _predict_in_chunks(h, matrix))
+    joint = None
+    if set_metrics and "primary" in job:
+        try:
+            joint = learn_jointly(job, ids, matrix, query_pool=rank_args["query_pool"],
+                                  retrain_every=rank_args["retrain_every"])
+            metrics["head_choice"] = joint.choice
+            logger.info("retrain v%s: %s heads (%s)", job.get("number"), joint.choice["kind"],
+                        joint.choice.get("scores") or joint.choice.get("reason"))
+        except (ValueError, np.linalg.LinAlgError) as exc:  # the sets' own heads still stand
+            metrics["head_choice"] = {"kind": "independent", "reason": "the comparison failed",
+                                      "error": f"{type(exc).__name__}: {exc}"}
     if set_metrics:
         metrics["sets"] = set_metrics
-    storage.dump_object(job["head"], {"head": head, "backbone": job["backbone"],
-                                      "classes": head.classes_.tolist(), "sets": set_heads})
+    ranked = (joint.ranked if joint is not None and joint.ranked is not None
+              else rank_pool(job["strategy"], head, ids, matrix, items, X_lab, **rank_args))
+    # Predictions for every embedded item (suggestions, grid mode, exports): the chosen head's.
+    if joint is not None and joint.model is not None:
+        predicted, confidence = joint.predicted, joint.confidence
+        set_arrays.update(joint.arrays)
+    else:
+        proba = _predict_in_chunks(head, matrix)
+        best = proba.argmax(axis=1)
+        predicted = head.classes_[best]
+        confidence = proba[np.arange(len(best)), best].astype(np.float64)
+    storage.dump_object(job["head"], {
+        "head": head, "backbone": job["backbone"], "classes": head.classes_.tolist(),
+        "sets": set_heads, "multitask": joint.model if joint is not None else None,
+        "head_choice": joint.choice if joint is not None else None})
     if extras["oof"] is not None:
         artifacts.save_oof(job["head"], extras["oof"])
     if extras["eval_head"] is not None:
@@ -166,8 +189,7 @@ def _train_and_rank(job: dict[str, Any]) -> dict[str, Any]:
                                  extras["eval_train_ids"])
     oof = extras["oof"]
     storage.save_arrays(
-        job["result"], ranked=ranked, ids=ids, predicted=head.classes_[best],
-        confidence=proba[np.arange(len(best)), best].astype(np.float64),
+        job["result"], ranked=ranked, ids=ids, predicted=predicted, confidence=confidence,
         oof_item=oof["item"] if oof is not None else np.zeros(0, np.int64),
         oof_predicted=oof["predicted"] if oof is not None else np.zeros(0, np.int64),
         **set_arrays,

@@ -99,10 +99,7 @@ def learn_set(
     head = LogisticHead().fit(X_labeled, y)
     metrics, _ = measure_version(head, X_labeled, y, item_ids=item_ids, audit=audit)
     head.cv_proba_ = None
-    proba = predict_all(head)
-    best = proba.argmax(axis=1)
-    rows = [(int(i), int(head.classes_[b]), float(proba[r, b]))
-            for r, (i, b) in enumerate(zip(all_ids.tolist(), best.tolist(), strict=True))]
+    rows = prediction_rows("single", head.classes_.tolist(), predict_all(head), all_ids)
     metrics["kind"] = "single"
     return SetResult({"kind": "single", "head": head, "classes": head.classes_.tolist()},
                      metrics, rows)
@@ -122,15 +119,27 @@ def _learn_tags(classes, X, targets, audit, all_ids, predict_all) -> SetResult:
     Y = _indicator(classes, targets)
     head = TagHeads(classes).fit(X, Y)
     metrics = tag_metrics(classes, X, Y, audit)
-    proba = predict_all(head)
+    rows = prediction_rows("multi", list(classes), predict_all(head), all_ids)
+    return SetResult({"kind": "multi", "head": head, "classes": list(classes)}, metrics, rows)
+
+
+def prediction_rows(kind: str, columns: list[int], proba: np.ndarray, all_ids: np.ndarray
+                    ) -> list[tuple[int, int | None, float]]:
+    """(item, class, confidence) rows from probabilities whose columns are the class ids
+    ``columns``: the likeliest class of a single-choice set; every tag at >= 0.5 of a
+    multi-label set, or one row of no class (``None``) when it predicts none."""
+    if kind != "multi":
+        best = proba.argmax(axis=1)
+        return [(int(i), int(columns[b]), float(proba[r, b]))
+                for r, (i, b) in enumerate(zip(all_ids.tolist(), best.tolist(), strict=True))]
     rows: list[tuple[int, int | None, float]] = []
     for r, item_id in enumerate(all_ids.tolist()):
         on = np.flatnonzero(proba[r] >= THRESHOLD)
         if len(on):
-            rows += [(int(item_id), classes[j], float(proba[r, j])) for j in on]
+            rows += [(int(item_id), columns[j], float(proba[r, j])) for j in on]
         else:  # "no tags" is a prediction too: its confidence is that of the likeliest tag's absence
             rows.append((int(item_id), None, float(1.0 - proba[r].max(initial=0.0))))
-    return SetResult({"kind": "multi", "head": head, "classes": list(classes)}, metrics, rows)
+    return rows
 
 
 def tag_metrics(classes: list[int], X: np.ndarray, Y: np.ndarray, audit: np.ndarray) -> dict:

@@ -55,6 +55,13 @@ for set_id, entry in bundle.get("sets", {{}}).items():
     else:
         print(entry["name"], [names[str(entry["classes"][int(row.argmax())])] for row in p])
 ```
+
+`bundle["head_choice"]` says which head the product used for this version's suggestions,
+chosen by cross-validation on the project's labels: `"independent"` (the heads above) or
+`"multitask"`, whose model is `bundle["multitask"]` (needs torch): one shared layer, one output
+per set; `predict_proba(X)` gives `{{"<set id>": probabilities}}`, the columns of a
+single-choice set being `bundle["multitask"].set_model("<set id>").classes_` (positions in that
+set's class list, `label_sets.json`), a multi-label set's one per tag.
 """
 
 

@@ -47,6 +47,18 @@ def set_nav(project: Project, current: LabelSet | None, url: str = "") -> list[d
             for s in sets]
 
 
+def head_choice(version) -> dict | None:
+    """The version's choice between multi-task and independent heads (worker.multi_set), with
+    a row per label set; None for a one-set project."""
+    choice = (version.metrics or {}).get("head_choice") if version is not None else None
+    if not choice:
+        return None
+    names = choice.get("set_names") or {}
+    rows = [{"name": names.get(key, key), **scores}
+            for key, scores in (choice.get("per_set") or {}).items()]
+    return {**choice, "rows": rows}
+
+
 def _distribution(label_set: LabelSet, answers: dict) -> list[dict]:
     labelled: Counter = Counter()
     for value in answers.values():
@@ -112,4 +124,5 @@ def set_dashboard(request: HttpRequest, project: Project, label_set: LabelSet) -
         "issues": _issues(label_set, metrics, answers) if metrics and not label_set.multi
         else None,
         "history": history, "distribution": distribution, "chart_data": chart_data,
+        "head_choice": head_choice(version),
     })

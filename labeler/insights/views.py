@@ -90,6 +90,7 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
         "readme": exports.model_readme(project, version) if version else None,
         "chart_data": chart_data,
         "sets_nav": set_views.set_nav(project, None),
+        "head_choice": set_views.head_choice(version),
         **check_context(project),
         "check_next": "dashboard",
     }

@@ -65,7 +65,19 @@ def plan(job: Job) -> dict:
         "query_pool": settings.LABELER_QUERY_POOL_SIZE,
         "retrain_every": project.retrain_every, "items": list(labels),
         "labels": list(labels.values()), "audit": sorted(audit), "sets": sets, **locations,
+        # With other sets: the primary one, for the head choice and the joint ranking.
+        **({"primary": {"id": primary.pk, "name": primary.name,
+                        "classes": list(primary.classes.values_list("pk", flat=True))},
+            "previous_choice": _previous_choice(project)}
+           if sets and primary is not None else {}),
     }
+
+
+def _previous_choice(project: Project) -> dict | None:
+    """The latest ready version's head choice (worker.multi_set keeps it while it stands)."""
+    version = (ModelVersion.objects.filter(project=project, status=Status.READY)
+               .order_by("-number").only("metrics").first())
+    return (version.metrics or {}).get("head_choice") if version is not None else None
 
 
 def run_retrain(job_id: int) -> str:

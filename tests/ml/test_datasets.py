@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from worker.ml import simulate_command
 from worker.ml import simulation as sim
 from worker.ml.datasets import read_label_table, scan_dataset
 
@@ -115,7 +116,7 @@ def test_simulate_each_label_set_of_real_photos_from_one_cache(tmp_path: Path) -
     opts = {"data": str(data), "label_set": "colour", "strategies": ["random"], "budgets": "6,24",
             "seeds": 1, "cache_dir": str(tmp_path / "cache"), "json_out": str(tmp_path / "c.json"),
             "plot": str(tmp_path / "c.png")}  # the command line's path, plot included
-    runs["colour"] = sim.run_from_args(opts, progress=messages.append)
+    runs["colour"] = simulate_command.run_from_args(opts, progress=messages.append)
     assert (tmp_path / "c.png").stat().st_size > 1000
     assert sum(m.startswith("embedding") for m in messages) == 2  # pool + held out, once
     assert runs["type"]["classes"] == full.label_sets["type"][:3]

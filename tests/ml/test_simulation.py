@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from worker.ml import simulate_command
 from worker.ml import simulation as sim
 
 DATASET = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "clothing-small"
@@ -133,7 +134,7 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
             "seeds": 1, "backbone": None, "cache_dir": str(base / "cache"),
             "json_out": str(base / "out.json"), "plot": str(base / "out.png")}
     messages: list[str] = []
-    result = sim.run_from_args(opts, progress=messages.append)
+    result = simulate_command.run_from_args(opts, progress=messages.append)
     return {"base": base, "opts": opts, "result": result, "messages": messages}
 
 
@@ -159,13 +160,13 @@ def test_second_run_uses_the_cache(real_run: dict, monkeypatch: pytest.MonkeyPat
     messages: list[str] = []
     opts = dict(real_run["opts"], strategies=["coverage"], plot=None,
                 json_out=str(real_run["base"] / "again.json"))
-    result = sim.run_from_args(opts, progress=messages.append)
+    result = simulate_command.run_from_args(opts, progress=messages.append)
     assert not any(m.startswith("embedding") for m in messages)
     assert result["pool_size"] == 90
     # the same folder spelled another way (relative, through "..") hits the same cache
     data = Path(real_run["opts"]["data"])
     other = os.path.relpath(data.parent / ".." / data.parent.name / data.name)
-    sim.run_from_args(dict(opts, data=other), progress=messages.append)
+    simulate_command.run_from_args(dict(opts, data=other), progress=messages.append)
     assert not any(m.startswith("embedding") for m in messages)
 
 

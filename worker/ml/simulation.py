@@ -13,13 +13,12 @@ project on default settings does, and measures held-out accuracy at each budget.
 
 Embeddings are cached (``<cache>/<data-name>-<hash>/<backbone>/<split>``, ids = position in the
 sorted file list) so a second run does not re-embed; a changed file list invalidates the cache.
-No Django here: ``python manage.py simulate`` is a thin wrapper, and so is
-``python -m worker.ml.simulation``.
+No Django here: the command line (``python manage.py simulate``, ``python -m
+worker.ml.simulate_command``) is :mod:`worker.ml.simulate_command`.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import sys
@@ -347,65 +346,3 @@ def format_table(result: dict[str, Any]) -> str:
     lines.append(f"full pool: {100 * result['full_pool_accuracy']:.1f}% on "
                  f"{result['pool_size']} labels")
     return "\n".join(lines)
-
-
-# -- command line (the Django command wraps the same parser) ----------------------------------
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared by ``manage.py simulate`` and ``python -m worker.ml.simulation``."""
-    parser.add_argument("--data", required=True, help="folder with train/<class>/* and test/ "
-                        "and/or validation/<class>/*, or with labels.csv (file,split,<set>,...)")
-    parser.add_argument("--label-set", default=None, metavar="NAME", help="the labels.csv "
-                        "column to simulate (needed when it has several)")
-    parser.add_argument("--strategy", action="append", dest="strategies", metavar="S",
-                        help=f"repeatable; one of {', '.join(STRATEGIES)} (default: auto, random)")
-    parser.add_argument("--budgets", default=",".join(map(str, DEFAULT_BUDGETS)),
-                        help="comma-separated label counts at which to measure")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--backbone", default=None, help="featurizer backbone (default: the "
-                        "product's default)")
-    parser.add_argument("--retrain-every", type=int, default=RETRAIN_EVERY,
-                        help="labels between two retrains (the project setting; default "
-                        f"{RETRAIN_EVERY})")
-    parser.add_argument("--query-pool", type=int, default=QUERY_POOL_SIZE,
-                        help=f"items ranked per retrain (default {QUERY_POOL_SIZE})")
-    parser.add_argument("--audit-share", type=float, default=AUDIT_SHARE,
-                        help=f"share of labels drawn uniformly at random (default {AUDIT_SHARE})")
-    parser.add_argument("--mirror", action="store_true", help="embed with the mirror test-time "
-                        "augmentation (mean of the image's and its mirror's embedding; twice the "
-                        "embedding time, a cache of its own)")
-    parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE_DIR))
-    parser.add_argument("--json", dest="json_out", required=True, help="write results here")
-    parser.add_argument("--plot", default=None, help="optional PNG of the learning curves")
-
-
-def run_from_args(opts: dict[str, Any], progress: Progress = _stderr) -> dict[str, Any]:
-    """Run with parsed options (dict), write the JSON (and plot); return the result."""
-    budgets = [int(b) for b in str(opts["budgets"]).split(",") if b.strip()]
-    result = simulate(opts["data"], opts.get("strategies") or ["auto", "random"], budgets,
-                      seeds=int(opts["seeds"]), backbone=opts.get("backbone"),
-                      cache_dir=opts.get("cache_dir") or DEFAULT_CACHE_DIR,
-                      retrain_every=int(opts.get("retrain_every") or RETRAIN_EVERY),
-                      query_pool=int(opts.get("query_pool") or QUERY_POOL_SIZE),
-                      audit_share=(AUDIT_SHARE if opts.get("audit_share") is None
-                                   else float(opts["audit_share"])),
-                      progress=progress, label_set=opts.get("label_set"),
-                      mirror=bool(opts.get("mirror")))
-    out = Path(opts["json_out"])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    if opts.get("plot"):
-        plot(result, opts["plot"])
-    progress(format_table(result))
-    return result
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m worker.ml.simulation ...`` (same options as ``manage.py simulate``)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    run_from_args(vars(parser.parse_args(argv)))
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

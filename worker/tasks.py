@@ -28,6 +28,7 @@ logger = logging.getLogger("worker.tasks")
 PROGRESS = "labeler.training.tasks.job_progress"
 FAILED = "labeler.training.tasks.job_failed"
 EMBEDDED = "labeler.training.tasks.embed_chunk_done"
+CHUNK_ALIVE = "labeler.training.tasks.embed_chunk_alive"
 RETRAINED = "labeler.training.tasks.retrain_done"
 MAPPED = "labeler.insights.tasks.map_done"
 CHECK_PROGRESS = "labeler.training.tasks.check_progress"
@@ -41,19 +42,6 @@ def report(name: str, *args: Any) -> None:
     current_app.send_task(name, args=args, ignore_result=True, retry=True,
                           retry_policy={"max_retries": 10, "interval_start": 0.5,
                                         "interval_step": 1.0, "interval_max": 5.0})
-
-
-class Throttled:
-    """Progress reports at most every ``every`` seconds (each one is a web task run)."""
-
-    def __init__(self, job: dict[str, Any], every: float = 1.0, base: int = 0) -> None:
-        self.job, self.every, self.base, self.last = job, every, base, 0.0
-
-    def __call__(self, done: int, rate: float) -> None:
-        now = time.monotonic()
-        if now - self.last >= self.every:
-            self.last = now
-            report(PROGRESS, self.job["id"], self.job["token"], self.base + done, rate)
 
 
 @contextmanager
@@ -81,6 +69,33 @@ def heartbeat(job: dict[str, Any]) -> Iterator[None]:
 
 
 @contextmanager
+def chunk_heartbeat(beat: dict[str, Any]) -> Iterator[None]:
+    """While one embedding chunk runs, tell the web side every ``beat["heartbeat"]`` seconds
+    that this worker still holds it (a silent chunk is given to another worker)."""
+    stop = threading.Event()
+    args = (beat["id"], beat["token"], beat["chunk"], beat["chunk_token"], beat["worker"])
+
+    def send() -> None:
+        try:
+            report(CHUNK_ALIVE, *args)
+        except Exception:  # the broker is away: the chunk may look silent, nothing is lost
+            logger.warning("heartbeat of chunk %s not sent", beat["chunk"], exc_info=True)
+
+    def loop() -> None:
+        while not stop.wait(float(beat.get("heartbeat") or 30)):
+            send()
+
+    send()
+    thread = threading.Thread(target=loop, name=f"chunk-{beat['chunk']}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+@contextmanager
 def failures_reported(job: dict[str, Any]) -> Iterator[None]:
     """An exception fails the job on the web side (with its message), then propagates."""
     try:
@@ -94,24 +109,26 @@ def failures_reported(job: dict[str, Any]) -> Iterator[None]:
         raise
 
 
-@shared_task(name="worker.tasks.embed_chunk", acks_late=True)
-def embed_chunk(job: dict[str, Any], chunk: dict[str, Any]) -> dict[str, Any]:
+@shared_task(name="worker.tasks.embed_chunk", acks_late=True, bind=True)
+def embed_chunk(self, job: dict[str, Any], chunk: dict[str, Any]) -> dict[str, Any]:
     """Embed one chunk of a project's items into the backbone's store; report it done.
 
-    ``chunk``: ``ids``, ``images`` (locations), ``last_id`` (the cursor once it is done) and
-    ``done_before`` (the job's progress when it was sent, this chunk's already stored items
-    included).
+    ``chunk`` (labeler.training.embedding.next_chunk): ``chunk`` (its id) and ``token`` (its
+    claim), ``name`` (its store object), ``ids`` and ``images`` (locations). Several chunks of
+    one job run on several workers at once; each beats for its own chunk, so the web side can
+    tell which one died and give it to another worker.
     """
-    progress = Throttled(job, base=int(chunk.get("done_before", 0)))
-    with failures_reported(job):
-        result = compute.embed_items(
-            job["store"], job["backbone"], chunk["ids"], chunk["images"],
+    worker = str(getattr(self.request, "hostname", "") or "")
+    beat = {**job, "chunk": chunk["chunk"], "chunk_token": chunk["token"], "worker": worker}
+    with failures_reported(job), chunk_heartbeat(beat):
+        result = compute.embed_chunk(
+            job["store"], job["backbone"], chunk["name"], chunk["ids"], chunk["images"],
             weights=job.get("weights", ""), batch_size=int(job.get("batch_size") or 0),
-            progress=progress,
         )
     report(EMBEDDED, job["id"], job["token"], {
-        "last_id": int(chunk["last_id"]), "done": int(chunk["done_before"]) + len(chunk["ids"]), "rate": result["rate"],
-        "embedded": result["embedded"], "errors": {str(k): v for k, v in result["errors"].items()},
+        "chunk": chunk["chunk"], "chunk_token": chunk["token"], "worker": worker,
+        "rate": result["rate"], "embedded": result["embedded"],
+        "errors": {str(k): v for k, v in result["errors"].items()},
     })
     return {"embedded": result["embedded"], "errors": len(result["errors"])}
 

@@ -124,3 +124,20 @@ def test_one_in_flight_by_default_as_make_run_has_one_worker(project_factory, se
     assert embedding.embed_next(job.pk) == "dispatched"
     assert len([n for n, _ in sent if n == "worker.tasks.embed_chunk"]) == 1
     assert Item.objects.filter(project=project).count() == 6
+
+
+def test_progress_counts_the_chunks_on_their_workers(project_factory, settings, sent):
+    from labeler.projects.views import status_payload
+
+    settings.LABELER_EMBED_CHUNK = 4
+    settings.LABELER_EMBED_PARALLEL = 2
+    project = project_factory("Progress")
+    _items(project, 8)
+    job = do_start_job(project, "embed", params={"backbone": project.backbone})
+    embedding.embed_next(job.pk)
+    (_, a), (_, b) = [args for name, args in sent if name == "worker.tasks.embed_chunk"]
+    assert chunks.alive(job.pk, job.token, a["chunk"], a["token"], "gpu-a", 3, 1.5)
+    assert chunks.alive(job.pk, job.token, b["chunk"], b["token"], "gpu-b", 1, 2.0)
+    shown = status_payload(project)["embedding"]
+    assert (shown["done"], shown["total"], shown["images_per_second"]) == (4, 8, 3.5)
+    assert shown["seconds_left"] == round(4 / 3.5)

@@ -68,31 +68,43 @@ def heartbeat(job: dict[str, Any]) -> Iterator[None]:
         thread.join(5)
 
 
-@contextmanager
-def chunk_heartbeat(beat: dict[str, Any]) -> Iterator[None]:
-    """While one embedding chunk runs, tell the web side every ``beat["heartbeat"]`` seconds
-    that this worker still holds it (a silent chunk is given to another worker)."""
-    stop = threading.Event()
-    args = (beat["id"], beat["token"], beat["chunk"], beat["chunk_token"], beat["worker"])
+class ChunkBeat:
+    """One embedding chunk's signs of life: every ``beat["heartbeat"]`` seconds from a thread
+    (the web side gives a silent chunk to another worker), and with its progress as batches
+    finish (at most every ``every`` seconds: each report is a web task run)."""
 
-    def send() -> None:
+    def __init__(self, beat: dict[str, Any], every: float = 2.0) -> None:
+        self.args = (beat["id"], beat["token"], beat["chunk"], beat["chunk_token"], beat["worker"])
+        self.interval, self.every = float(beat.get("heartbeat") or 30), every
+        self.done, self.rate, self.last = 0, 0.0, 0.0
+        self.stop = threading.Event()
+
+    def send(self) -> None:
+        self.last = time.monotonic()
         try:
-            report(CHUNK_ALIVE, *args)
+            report(CHUNK_ALIVE, *self.args, self.done, self.rate)
         except Exception:  # the broker is away: the chunk may look silent, nothing is lost
-            logger.warning("heartbeat of chunk %s not sent", beat["chunk"], exc_info=True)
+            logger.warning("heartbeat of chunk %s not sent", self.args[2], exc_info=True)
 
-    def loop() -> None:
-        while not stop.wait(float(beat.get("heartbeat") or 30)):
-            send()
+    def progress(self, done: int, rate: float) -> None:
+        self.done, self.rate = done, rate
+        if time.monotonic() - self.last >= self.every:
+            self.send()
 
-    send()
-    thread = threading.Thread(target=loop, name=f"chunk-{beat['chunk']}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(5)
+    @contextmanager
+    def running(self) -> Iterator[ChunkBeat]:
+        def loop() -> None:
+            while not self.stop.wait(self.interval):
+                self.send()
+
+        self.send()
+        thread = threading.Thread(target=loop, name=f"chunk-{self.args[2]}", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self.stop.set()
+            thread.join(5)
 
 
 @contextmanager
@@ -119,11 +131,13 @@ def embed_chunk(self, job: dict[str, Any], chunk: dict[str, Any]) -> dict[str, A
     tell which one died and give it to another worker.
     """
     worker = str(getattr(self.request, "hostname", "") or "")
-    beat = {**job, "chunk": chunk["chunk"], "chunk_token": chunk["token"], "worker": worker}
-    with failures_reported(job), chunk_heartbeat(beat):
+    beat = ChunkBeat({**job, "chunk": chunk["chunk"], "chunk_token": chunk["token"],
+                      "worker": worker})
+    with failures_reported(job), beat.running():
         result = compute.embed_chunk(
             job["store"], job["backbone"], chunk["name"], chunk["ids"], chunk["images"],
             weights=job.get("weights", ""), batch_size=int(job.get("batch_size") or 0),
+            progress=beat.progress,
         )
     report(EMBEDDED, job["id"], job["token"], {
         "chunk": chunk["chunk"], "chunk_token": chunk["token"], "worker": worker,

@@ -21,7 +21,7 @@ from datetime import timedelta
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, Max, Min, Q
+from django.db.models import Count, F, Max, Min, Q, Sum
 from django.utils import timezone
 
 from labeler.items.models import Item
@@ -41,8 +41,8 @@ def in_flight_limit() -> int:
 def _claim(chunk: EmbedChunk) -> EmbedChunk:
     """Give a chunk a new owner token (its former owner's reports no longer count)."""
     chunk.token, chunk.worker, chunk.heartbeat_at = uuid.uuid4().hex, "", timezone.now()
-    chunk.claims = F("claims") + 1
-    chunk.save(update_fields=["token", "worker", "heartbeat_at", "claims"])
+    chunk.claims, chunk.progress, chunk.rate = F("claims") + 1, 0, 0.0
+    chunk.save(update_fields=["token", "worker", "heartbeat_at", "claims", "progress", "rate"])
     chunk.refresh_from_db(fields=["claims"])
     return chunk
 
@@ -110,12 +110,25 @@ def _owned(job_id: int, token: str, chunk_id: int, chunk_token: str):
 
 
 def alive(job_id: int, token: str, chunk_id: int, chunk_token: str, worker: str,
-          rate: float | None = None) -> bool:
-    """A heartbeat from the chunk's worker: the chunk (and so its job) is alive."""
-    if not _owned(job_id, token, chunk_id, chunk_token).update(heartbeat_at=timezone.now(),
-                                                               worker=worker[:200]):
+          done: int | None = None, rate: float | None = None) -> bool:
+    """A heartbeat from the chunk's worker (with its progress): the chunk, and so its job, is
+    alive."""
+    fields: dict = {"heartbeat_at": timezone.now(), "worker": worker[:200]}
+    if done is not None:
+        fields["progress"] = max(0, int(done))
+    if rate is not None:
+        fields["rate"] = float(rate)
+    if not _owned(job_id, token, chunk_id, chunk_token).update(**fields):
         return False
-    return do_heartbeat(job_id, token, rate=rate)
+    return do_heartbeat(job_id, token)
+
+
+def in_flight(job: Job) -> tuple[int, float]:
+    """(items done, items per second) of the job's running chunks, all workers together: what a
+    progress bar adds to the job's ``done`` (which counts finished chunks)."""
+    state = EmbedChunk.objects.filter(job=job, status=Chunk.RUNNING).aggregate(
+        done=Sum("progress"), rate=Sum("rate"))
+    return int(state["done"] or 0), float(state["rate"] or 0.0)
 
 
 def record(job_id: int, token: str, report: dict) -> bool:

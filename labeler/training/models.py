@@ -178,6 +178,8 @@ class EmbedChunk(models.Model):
     token = models.CharField(max_length=32)
     claims = models.PositiveIntegerField(default=1, help_text="Times it was sent to a worker.")
     worker = models.CharField(max_length=200, blank=True, help_text="Who holds or did it.")
+    progress = models.PositiveIntegerField(default=0, help_text="Items done, while it runs.")
+    rate = models.FloatField(default=0.0, help_text="Its worker's items per second.")
     heartbeat_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
 

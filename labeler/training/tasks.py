@@ -38,9 +38,9 @@ def embed_chunk_done(job_id: int, token: str, report: dict) -> str:
 
 @shared_task(name="labeler.training.tasks.embed_chunk_alive", **WEB)
 def embed_chunk_alive(job_id: int, token: str, chunk_id: int, chunk_token: str,
-                      worker: str) -> bool:
-    """A GPU worker still holds this chunk (and so the job is alive)."""
-    return chunks.alive(job_id, token, chunk_id, chunk_token, worker)
+                      worker: str, done: int | None = None, rate: float | None = None) -> bool:
+    """A GPU worker still holds this chunk (and so the job is alive), with its progress."""
+    return chunks.alive(job_id, token, chunk_id, chunk_token, worker, done, rate)
 
 
 @shared_task(name="labeler.training.tasks.run_retrain", **WEB)

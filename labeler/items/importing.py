@@ -35,12 +35,22 @@ class ImportReport:
     duplicates: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     labeled: int = 0
+    # Files that are not images by name (a bucket's other objects): counted, a few named.
+    not_images: int = 0
+    not_image_names: list[str] = field(default_factory=list)
+
+    def skip_not_image(self, name: str) -> None:
+        self.not_images += 1
+        if len(self.not_image_names) < 100:
+            self.not_image_names.append(name)
 
     def summary(self) -> str:
         parts = [f"{len(self.created)} imported"]
         if self.labeled:
             parts.append(f"{self.labeled} with labels")
         parts.append(f"{len(self.duplicates)} duplicates skipped")
+        if self.not_images:
+            parts.append(f"{self.not_images} non-images skipped")
         parts.append(f"{len(self.errors)} errors")
         return ", ".join(parts)
 
@@ -64,8 +74,11 @@ class Importer:
         self.written: list[str] = []  # files stored by this import, removed if it rolls back
         self._classes = {c.name: c for c in project.classes.all()}
 
-    def add(self, name: str, data: bytes, *, label: str | None = None) -> Item | None:
-        """Import one image. Returns the new Item, or None when skipped (duplicate or error)."""
+    def add(self, name: str, data: bytes, *, label: str | None = None,
+            source: str = "") -> Item | None:
+        """Import one image. Returns the new Item, or None when skipped (duplicate or error).
+        With `source` (s3://bucket/key or an http(s) URL) the item references the image there
+        instead of storing a copy (--no-copy); `data` is still checked and hashed."""
         try:
             info = check_image(data, name)
         except InvalidUpload as exc:
@@ -82,11 +95,13 @@ class Importer:
             sha256=digest,
             width=info.width,
             height=info.height,
+            source=source,
         )
-        # The stored name's extension is the decoded format's, never the client's: a JPEG named
-        # evil.html is stored (and served) as a JPEG.
-        item.image.save(f"image.{info.type.extension}", ContentFile(data), save=False)
-        self.written.append(item.image.name)
+        if not source:
+            # The stored name's extension is the decoded format's, never the client's: a JPEG
+            # named evil.html is stored (and served) as a JPEG.
+            item.image.save(f"image.{info.type.extension}", ContentFile(data), save=False)
+            self.written.append(item.image.name)
         item.save()
         self.report.created.append(item.pk)
         if label:
@@ -206,21 +221,29 @@ def import_uploads(
         return importer.finish()
 
 
+def add_from_url(importer: Importer, url: str, *, label: str | None = None,
+                 no_copy: bool = False) -> Item | None:
+    """Fetch one URL (never from a private address, redirects included: labeler.net_safety)
+    and import the image; with no_copy the item keeps referencing the URL."""
+    try:
+        got = fetch(url, max_bytes=settings.LABELER_MAX_IMAGE_BYTES)
+    except (UnsafeURL, FetchError) as exc:
+        importer.report.errors[url] = str(exc)
+        return None
+    if got.status != 200:
+        importer.report.errors[url] = f"the server answered HTTP {got.status}"
+        return None
+    name = urlsplit(got.url).path.rsplit("/", 1)[-1] or "image"
+    return importer.add(f"{urlsplit(got.url).hostname}/{name}", got.body, label=label,
+                        source=url if no_copy else "")
+
+
 def import_urls(
     project: Project, urls: Iterable[str], *, user: AbstractBaseUser | None = None
 ) -> ImportReport:
-    """Fetch each URL (never from a private address: labeler.net_safety) and import the image."""
+    """Fetch each URL and import the image (the API's import by URL)."""
     importer = Importer(project, user=user)
     with importer.atomic():
         for url in urls:
-            try:
-                got = fetch(url, max_bytes=settings.LABELER_MAX_IMAGE_BYTES)
-            except (UnsafeURL, FetchError) as exc:
-                importer.report.errors[url] = str(exc)
-                continue
-            if got.status != 200:
-                importer.report.errors[url] = f"the server answered HTTP {got.status}"
-                continue
-            name = urlsplit(got.url).path.rsplit("/", 1)[-1] or "image"
-            importer.add(f"{urlsplit(got.url).hostname}/{name}", got.body)
+            add_from_url(importer, url)
         return importer.finish()

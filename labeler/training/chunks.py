@@ -91,10 +91,12 @@ def claim(job: Job, have: np.ndarray) -> EmbedChunk | str:
             _advance(job)
 
 
-def images_of(chunk: EmbedChunk) -> list[str]:
-    """The chunk's image names (FileField names), in the order of its ids."""
-    names = dict(Item.objects.filter(pk__in=chunk.ids).values_list("pk", "image"))
-    return [names.get(pk, "") for pk in chunk.ids]
+def images_of(chunk: EmbedChunk) -> list[tuple[str, str]]:
+    """The chunk's images, in the order of its ids: (stored file name, source object or URL of
+    an item imported without copying) for labeler.training.stores.image_location."""
+    rows = {pk: (image, source) for pk, image, source in
+            Item.objects.filter(pk__in=chunk.ids).values_list("pk", "image", "source")}
+    return [rows.get(pk, ("", "")) for pk in chunk.ids]
 
 
 def unsent(chunk: EmbedChunk) -> None:

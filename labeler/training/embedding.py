@@ -87,7 +87,7 @@ def next_chunk(job_id: int) -> tuple[dict, dict] | str:
     }
     chunk = {"chunk": claimed.pk, "token": claimed.token, "name": claimed.name,
              "ids": list(claimed.ids), "last_id": claimed.last_id,
-             "images": [image_location(name) for name in chunks.images_of(claimed)]}
+             "images": [image_location(*row) for row in chunks.images_of(claimed)]}
     return message, chunk
 
 

@@ -127,6 +127,6 @@ class ItemImage(ProjectView):
                    summary="The item's image, typed by its content")
     def get(self, request: Request, project_id: int, item_id: int) -> FileResponse:
         project = self.project(request)
-        item = one_of(Item.objects.filter(project=project).only("project_id", "image"),
+        item = one_of(Item.objects.filter(project=project).only("project_id", "image", "source"),
                       item_id, "item")
         return image_response(item)

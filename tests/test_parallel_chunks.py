@@ -141,3 +141,19 @@ def test_progress_counts_the_chunks_on_their_workers(project_factory, settings, 
     shown = status_payload(project)["embedding"]
     assert (shown["done"], shown["total"], shown["images_per_second"]) == (4, 8, 3.5)
     assert shown["seconds_left"] == round(4 / 3.5)
+
+
+def test_only_the_finish_that_counts_compacts(project_factory, settings, sent, monkeypatch):
+    """Two reports may both find no chunk left: one finishes the job and compacts the store,
+    the other changes nothing (two compactions at once could interleave their files)."""
+    from worker.ml.embedding_store import EmbeddingStore
+
+    compactions = []
+    monkeypatch.setattr(EmbeddingStore, "compact", lambda self: compactions.append(self))
+    project = project_factory("Finish")
+    _items(project, 2)
+    job = do_start_job(project, "embed", params={"backbone": project.backbone})
+    stale_copy = Job.objects.select_related("project").get(pk=job.pk)
+    assert embedding.finish(Job.objects.select_related("project").get(pk=job.pk)) == "done"
+    assert embedding.finish(stale_copy) == "gone"
+    assert len(compactions) == 1

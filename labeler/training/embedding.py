@@ -151,23 +151,26 @@ def finish(job: Job) -> str:
     """No chunk left: finish the job and chain what follows (a swap, a retrain)."""
     project = job.project
     swapped = False
-    # Merge the chunks into one base (one read for a retrain). Only this step compacts a store
-    # (workers never do): it runs once per job, after its last chunk, under the job's token.
-    store_for(project.pk, job.params.get("backbone", project.backbone)).compact()
+    end = max(job.cursor, _last_chunk(job))
     if job.kind == Kind.SWITCH_BACKBONE:
         with transaction.atomic():
-            if not do_finish_job(job.pk, job.token, message="",
-                                 cursor=max(job.cursor, _last_chunk(job))):
+            if not do_finish_job(job.pk, job.token, message="", cursor=end):
                 return "gone"
             Project.objects.filter(pk=project.pk).update(
                 backbone=job.params["backbone"], backbone_weights=job.params.get("weights", ""))
         swapped = True
         logger.info("project=%s now uses backbone %s", project.pk, job.params["backbone"])
-    elif not do_finish_job(job.pk, job.token, cursor=max(job.cursor, _last_chunk(job))):
+    elif not do_finish_job(job.pk, job.token, cursor=end):
         return "gone"
+    # Merge the chunks into one base (one read for a retrain). Only this step compacts a store
+    # (GPU workers never do): it runs once per job, for the one caller whose finish counted.
+    try:
+        store_for(project.pk, job.params.get("backbone", project.backbone)).compact()
+    except Exception:  # the chunks stay readable as they are; the next job's finish merges them
+        logger.exception("project=%s: compacting the embeddings failed", project.pk)
     project.refresh_from_db()
     # Items imported after the last chunk was cut were refused a job of their own: pick them up.
-    if Item.objects.filter(project=project, embed_error="", pk__gt=job.cursor).exists() or swapped:
+    if Item.objects.filter(project=project, embed_error="", pk__gt=end).exists() or swapped:
         request_embedding(project)
     retrain_after_embedding(project, swapped)
     return "done"

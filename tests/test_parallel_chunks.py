@@ -157,3 +157,16 @@ def test_only_the_finish_that_counts_compacts(project_factory, settings, sent, m
     assert embedding.finish(Job.objects.select_related("project").get(pk=job.pk)) == "done"
     assert embedding.finish(stale_copy) == "gone"
     assert len(compactions) == 1
+
+
+def test_the_admin_shows_which_worker_did_each_chunk(admin_client, project_factory, settings,
+                                                      sent):
+    settings.LABELER_EMBED_CHUNK = 2
+    project = project_factory("Admin chunks")
+    _items(project, 2)
+    job = do_start_job(project, "embed", params={"backbone": project.backbone})
+    message, chunk = embedding.next_chunk(job.pk)
+    assert embedding.record_chunk(job.pk, job.token, _work(message, chunk, "gpu7@host-b"))
+    page = admin_client.get(f"/admin/training/job/{job.pk}/change/")
+    assert page.status_code == 200 and "gpu7@host-b" in page.content.decode()
+    assert b'name="chunks-0-worker"' not in page.content  # read-only: no form field

@@ -162,6 +162,9 @@ LABELER_EMBED_BATCH_SIZE = env_int("LABELER_EMBED_BATCH_SIZE", 0)  # 0 = featuri
 # Items per embedding task: the web side cuts the project into chunks by id (a cursor), one GPU
 # task each (resumable backfill: a lost worker costs one chunk).
 LABELER_EMBED_CHUNK = env_int("LABELER_EMBED_CHUNK", 1024)
+# Chunks of one project's embedding in flight at once, each on its own GPU worker (issue #16):
+# 1 fits `make run`'s one worker; with N GPU workers, about N (docs/deploy.md).
+LABELER_EMBED_PARALLEL = env_int("LABELER_EMBED_PARALLEL", 1)
 LABELER_QUERY_POOL_SIZE = env_int("LABELER_QUERY_POOL_SIZE", 300)
 # Custom backbone weights: a lead may pick only checkpoint files inside this folder (empty: no
 # custom weights). The worker also looks here for official checkpoints (worker.ml.backbones).

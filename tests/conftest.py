@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +21,9 @@ DATASET = REPO.parent / "shared" / "datasets" / "clothing-small"
 # Playwright's sync API keeps an event loop in the test thread; Django's ORM would refuse to run
 # next to it. The tests use the database from that thread deliberately (not concurrently).
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+# Store objects read from a bucket are cached (worker.cache): in a folder of this run, never the
+# user's ~/.cache (worker processes the tests start inherit it; GPU "machines" get their own).
+os.environ.setdefault("LABELER_WORKER_CACHE_DIR", tempfile.mkdtemp(prefix="labeler-cache-"))
 CHROMIUM = os.environ.get("LABELER_CHROMIUM", "/usr/bin/chromium")
 # As the machine's probe starts it: no sandbox as root, no background network calls.
 CHROMIUM_ARGS = [

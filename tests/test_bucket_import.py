@@ -137,7 +137,7 @@ def test_listing_is_streamed_in_pages(s3_bucket, project_factory, monkeypatch):
 def test_worker_embeds_real_images_from_the_bucket(s3_storage, project_factory):
     """20 real photos in the bucket (10 stored copies, 10 referenced): the GPU worker's code
     reads them over the S3 API and writes the embeddings to the bucket too."""
-    from worker.compute import embed_items
+    from worker.compute import embed_chunk
 
     server, bucket, url = s3_storage
     root = dataset_or_skip() / "train"
@@ -154,7 +154,8 @@ def test_worker_embeds_real_images_from_the_bucket(s3_storage, project_factory):
     assert all(i.startswith(f"s3://{bucket}/") for i in images)
     from django.conf import settings
     store = f"{settings.EMBEDDINGS_ROOT}/{project.pk}/{project.backbone}"
-    result = embed_items(store, project.backbone, [pk for pk, _, _ in rows], images)
+    result = embed_chunk(store, project.backbone, f"range-1-{rows[-1][0]}",
+                         [pk for pk, _, _ in rows], images)
     assert result["embedded"] == 20 and not result["errors"]
     from worker.ml.embedding_store import EmbeddingStore
     ids, matrix = EmbeddingStore(store).load()

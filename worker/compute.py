@@ -34,41 +34,39 @@ def get_featurizer(backbone: str, weights_path: str = "", batch_size: int = 0):
     return Featurizer(backbone, batch_size=batch_size or None, weights_path=weights_path or None)
 
 
-def embed_items(
-    store_location: str, backbone: str, ids: list[int], images: list[str], *,
-    weights: str = "", batch_size: int = 0, compact: bool = True,
-    progress: Progress | None = None,
+def embed_chunk(
+    store_location: str, backbone: str, name: str, ids: list[int], images: list[str], *,
+    weights: str = "", batch_size: int = 0, progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Embed the items of ``ids`` that the store lacks, batch by batch (each batch a chunk file:
-    a worker killed mid-way loses at most one batch, and a rerun skips what is stored).
+    """Embed one chunk of an embedding job and store it as one object named ``name``.
 
+    All of ``ids`` are embedded (the web side left out what was stored when it cut the chunk),
+    and the object is written once, at the end: a chunk redone after its worker died replaces
+    the same object, so every item has one embedding in the store however often it ran.
     Returns ``{"embedded": n, "errors": {item id: message}, "rate": images/s}``.
     """
-    store = EmbeddingStore(store_location)
     ids_arr = np.asarray(ids, dtype=np.int64)
-    todo = np.flatnonzero(~np.isin(ids_arr, store.ids())) if len(ids_arr) else ids_arr
     errors: dict[int, str] = {}
-    embedded = 0
-    rate = 0.0
-    if len(todo):
+    kept: list[np.ndarray] = []
+    rows: list[np.ndarray] = []
+    rate, done, started = 0.0, 0, time.monotonic()
+    if len(ids_arr):
         featurizer = get_featurizer(backbone, weights, batch_size)
-        todo_ids = ids_arr[todo]
-        started = time.monotonic()
-        done = 0
-        for batch in featurizer.iter_batches([images[i] for i in todo.tolist()]):
-            if len(batch.indices):
-                store.append(todo_ids[batch.indices], batch.embeddings)
+        for batch in featurizer.iter_batches(images):
+            kept.append(ids_arr[batch.indices])
+            rows.append(np.asarray(batch.embeddings))
             for index, message in batch.errors.items():
-                errors[int(todo_ids[index])] = message[:1000]
-            embedded += len(batch.indices)
+                errors[int(ids_arr[index])] = message[:1000]
             done += len(batch.indices) + len(batch.errors)
             rate = done / max(time.monotonic() - started, 1e-6)
             if progress is not None:
                 progress(done, rate)
-            logger.info("embed %s: %d/%d (%.1f img/s)", backbone, done, len(todo_ids), rate)
-    if compact:
-        store.compact()
-    return {"embedded": embedded, "errors": errors, "rate": rate, "skipped": int(len(ids) - len(todo))}
+    embedded = int(sum(len(k) for k in kept))
+    if embedded:
+        EmbeddingStore(store_location).put(name, np.concatenate(kept), np.concatenate(rows))
+    logger.info("embed %s chunk %s: %d embedded, %d failed (%.1f img/s)", backbone, name,
+                embedded, len(errors), rate)
+    return {"embedded": embedded, "errors": errors, "rate": rate}
 
 
 def rank_pool(strategy: str, head, ids: np.ndarray, matrix, labeled: np.ndarray,

@@ -40,7 +40,10 @@ def split_s3_url(url: str) -> tuple[str, str]:
 
 def fsspec_options() -> dict:
     """Keyword arguments of s3fs.S3FileSystem for this endpoint and region."""
-    options: dict = {}
+    # No listings cache: other machines write the same prefixes (embedding chunks, manifests), and
+    # a cached listing hides their objects (s3fs then answers FileNotFoundError for an object
+    # it lists elsewhere). Immutable objects are cached whole by worker.cache instead.
+    options: dict = {"use_listings_cache": False}
     if endpoint_url():
         options["endpoint_url"] = endpoint_url()
     if region_name():

@@ -28,6 +28,7 @@ logger = logging.getLogger("worker.tasks")
 PROGRESS = "labeler.training.tasks.job_progress"
 FAILED = "labeler.training.tasks.job_failed"
 EMBEDDED = "labeler.training.tasks.embed_chunk_done"
+CHUNK_ALIVE = "labeler.training.tasks.embed_chunk_alive"
 RETRAINED = "labeler.training.tasks.retrain_done"
 MAPPED = "labeler.insights.tasks.map_done"
 CHECK_PROGRESS = "labeler.training.tasks.check_progress"
@@ -41,19 +42,6 @@ def report(name: str, *args: Any) -> None:
     current_app.send_task(name, args=args, ignore_result=True, retry=True,
                           retry_policy={"max_retries": 10, "interval_start": 0.5,
                                         "interval_step": 1.0, "interval_max": 5.0})
-
-
-class Throttled:
-    """Progress reports at most every ``every`` seconds (each one is a web task run)."""
-
-    def __init__(self, job: dict[str, Any], every: float = 1.0, base: int = 0) -> None:
-        self.job, self.every, self.base, self.last = job, every, base, 0.0
-
-    def __call__(self, done: int, rate: float) -> None:
-        now = time.monotonic()
-        if now - self.last >= self.every:
-            self.last = now
-            report(PROGRESS, self.job["id"], self.job["token"], self.base + done, rate)
 
 
 @contextmanager
@@ -80,6 +68,45 @@ def heartbeat(job: dict[str, Any]) -> Iterator[None]:
         thread.join(5)
 
 
+class ChunkBeat:
+    """One embedding chunk's signs of life: every ``beat["heartbeat"]`` seconds from a thread
+    (the web side gives a silent chunk to another worker), and with its progress as batches
+    finish (at most every ``every`` seconds: each report is a web task run)."""
+
+    def __init__(self, beat: dict[str, Any], every: float = 2.0) -> None:
+        self.args = (beat["id"], beat["token"], beat["chunk"], beat["chunk_token"], beat["worker"])
+        self.interval, self.every = float(beat.get("heartbeat") or 30), every
+        self.done, self.rate, self.last = 0, 0.0, 0.0
+        self.stop = threading.Event()
+
+    def send(self) -> None:
+        self.last = time.monotonic()
+        try:
+            report(CHUNK_ALIVE, *self.args, self.done, self.rate)
+        except Exception:  # the broker is away: the chunk may look silent, nothing is lost
+            logger.warning("heartbeat of chunk %s not sent", self.args[2], exc_info=True)
+
+    def progress(self, done: int, rate: float) -> None:
+        self.done, self.rate = done, rate
+        if time.monotonic() - self.last >= self.every:
+            self.send()
+
+    @contextmanager
+    def running(self) -> Iterator[ChunkBeat]:
+        def loop() -> None:
+            while not self.stop.wait(self.interval):
+                self.send()
+
+        self.send()
+        thread = threading.Thread(target=loop, name=f"chunk-{self.args[2]}", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self.stop.set()
+            thread.join(5)
+
+
 @contextmanager
 def failures_reported(job: dict[str, Any]) -> Iterator[None]:
     """An exception fails the job on the web side (with its message), then propagates."""
@@ -94,24 +121,28 @@ def failures_reported(job: dict[str, Any]) -> Iterator[None]:
         raise
 
 
-@shared_task(name="worker.tasks.embed_chunk", acks_late=True)
-def embed_chunk(job: dict[str, Any], chunk: dict[str, Any]) -> dict[str, Any]:
+@shared_task(name="worker.tasks.embed_chunk", acks_late=True, bind=True)
+def embed_chunk(self, job: dict[str, Any], chunk: dict[str, Any]) -> dict[str, Any]:
     """Embed one chunk of a project's items into the backbone's store; report it done.
 
-    ``chunk``: ``ids``, ``images`` (locations), ``last_id`` (the cursor once it is done) and
-    ``done_before`` (the job's progress when it was sent, this chunk's already stored items
-    included).
+    ``chunk`` (labeler.training.embedding.next_chunk): ``chunk`` (its id) and ``token`` (its
+    claim), ``name`` (its store object), ``ids`` and ``images`` (locations). Several chunks of
+    one job run on several workers at once; each beats for its own chunk, so the web side can
+    tell which one died and give it to another worker.
     """
-    progress = Throttled(job, base=int(chunk.get("done_before", 0)))
-    with failures_reported(job):
-        result = compute.embed_items(
-            job["store"], job["backbone"], chunk["ids"], chunk["images"],
+    worker = str(getattr(self.request, "hostname", "") or "")
+    beat = ChunkBeat({**job, "chunk": chunk["chunk"], "chunk_token": chunk["token"],
+                      "worker": worker})
+    with failures_reported(job), beat.running():
+        result = compute.embed_chunk(
+            job["store"], job["backbone"], chunk["name"], chunk["ids"], chunk["images"],
             weights=job.get("weights", ""), batch_size=int(job.get("batch_size") or 0),
-            progress=progress,
+            progress=beat.progress,
         )
     report(EMBEDDED, job["id"], job["token"], {
-        "last_id": int(chunk["last_id"]), "done": int(chunk["done_before"]) + len(chunk["ids"]), "rate": result["rate"],
-        "embedded": result["embedded"], "errors": {str(k): v for k, v in result["errors"].items()},
+        "chunk": chunk["chunk"], "chunk_token": chunk["token"], "worker": worker,
+        "rate": result["rate"], "embedded": result["embedded"],
+        "errors": {str(k): v for k, v in result["errors"].items()},
     })
     return {"embedded": result["embedded"], "errors": len(result["errors"])}
 

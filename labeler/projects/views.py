@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
 from labeler.items.models import Item
+from labeler.training.chunks import in_flight
 from labeler.training.models import ModelVersion
 from labeler.training.services import embedding_job, retraining
 from labeler.training.sweep import delay_notice
@@ -55,14 +56,17 @@ def status_payload(project: Project) -> dict:
     labeled = Item.objects.filter(project=project, annotation_count__gt=0).count()
     latest = ModelVersion.objects.latest_ready(project)
     job = embedding_job(project)
-    rate = job.rate if job is not None and job.active else 0.0
-    remaining = max(job.total - job.done, 0) if job is not None else 0
+    done, rate = (job.done if job is not None else 0), 0.0
+    if job is not None and job.active:
+        running, rate = in_flight(job)  # chunks on their workers now, all together
+        done, rate = min(done + running, job.total or done + running), rate or job.rate
+    remaining = max(job.total - done, 0) if job is not None else 0
     return {
         "items": total,
         "labeled": labeled,
         "embedding": {
             "status": job.status if job is not None else "idle",
-            "done": job.done if job is not None else 0,
+            "done": done,
             "total": job.total if job is not None else 0,
             "message": job.message if job is not None else "",
             "images_per_second": round(rate, 1),

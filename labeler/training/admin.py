@@ -1,11 +1,28 @@
 from django.contrib import admin
 
-from .models import BackboneCheck, Job, ModelVersion
+from .models import BackboneCheck, EmbedChunk, Job, ModelVersion
+
+
+class EmbedChunkInline(admin.TabularInline):
+    """An embedding job's chunks: which worker did each, how often it was claimed (read-only)."""
+
+    model = EmbedChunk
+    fields = ["after", "last_id", "status", "worker", "claims", "progress", "heartbeat_at",
+              "finished_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
     """Background jobs: records, changed only by labeler.training.actions (read-only here)."""
+
+    inlines = [EmbedChunkInline]
 
     list_display = ["project", "kind", "status", "done", "total", "rate", "created_at",
                     "heartbeat_at", "finished_at"]

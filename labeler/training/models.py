@@ -153,3 +153,47 @@ class BackboneCheck(models.Model):
     @property
     def active(self) -> bool:
         return self.status in (self.State.QUEUED, self.State.RUNNING)
+
+
+class EmbedChunk(models.Model):
+    """One chunk of an embedding job: the items with ids in ``(after, last_id]`` that were not
+    stored when it was cut (``ids``), embedded by one GPU worker into one store object named by
+    the range (``name``), so a chunk done twice replaces its object instead of adding one.
+
+    Several chunks of one job run at once (``LABELER_EMBED_PARALLEL``). A chunk is *claimed*
+    with a fresh ``token`` each time it is sent: its worker's heartbeats and report count only
+    with that token, so when a silent chunk (the job staleness rule, per chunk) is claimed again
+    by another worker, a late report from the first one changes nothing.
+    """
+
+    class State(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="chunks")
+    after = models.BigIntegerField(help_text="Items above this id…")
+    last_id = models.BigIntegerField(help_text="…up to this one.")
+    ids = models.JSONField(default=list, help_text="The ids to embed (fixed when cut).")
+    status = models.CharField(max_length=16, choices=State.choices, default=State.RUNNING)
+    token = models.CharField(max_length=32)
+    claims = models.PositiveIntegerField(default=1, help_text="Times it was sent to a worker.")
+    worker = models.CharField(max_length=200, blank=True, help_text="Who holds or did it.")
+    progress = models.PositiveIntegerField(default=0, help_text="Items done, while it runs.")
+    rate = models.FloatField(default=0.0, help_text="Its worker's items per second.")
+    heartbeat_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job", "last_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "last_id"], name="one_chunk_per_range")
+        ]
+        indexes = [models.Index(fields=["job", "status", "heartbeat_at"], name="chunk_claims")]
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} chunk ({self.after}, {self.last_id}] ({self.status})"
+
+    @property
+    def name(self) -> str:
+        """The store object's name: fixed by the range, whoever embeds it and how often."""
+        return f"range-{self.after + 1:020d}-{self.last_id:020d}"

@@ -3,7 +3,8 @@
 Work goes missing in three ways: the broker refused a request (Redis down: the job is *delayed*),
 the broker lost a queued message (Redis restarted without saving), or a worker died mid-task
 (its message waits out the broker's visibility timeout). The last two leave an active job that
-nobody works on: a job silent for ``LABELER_ORPHAN_SECONDS`` is checked against the queues and
+nobody works on (or, with several chunks in flight, a chunk whose worker died while the
+others keep the job alive: it is claimed again and sent to another worker): a job silent for ``LABELER_ORPHAN_SECONDS`` is checked against the queues and
 the live workers' tasks, and started again if no one holds it; a job silent for
 ``LABELER_JOB_STALE_SECONDS`` is presumed dead in any case (labeler.training.actions). `celery
 beat` runs :func:`sweep` every ``LABELER_SWEEP_SECONDS`` in a worker, so once the broker is back
@@ -29,7 +30,8 @@ from labeler.projects.models import Project
 from worker.celery_app import GPU_QUEUE, WEB_QUEUE
 
 from .actions import Kind, State, do_fail_job, do_requeue_job, stale_before
-from .models import Job
+from .embedding import embed_next
+from .models import EmbedChunk, Job
 from .services import launch, request_retrain_if_due, resume_cursor, start
 
 logger = logging.getLogger("labeler.training")
@@ -41,6 +43,7 @@ COUNTED = {Kind.EMBED: "embedding", Kind.SWITCH_BACKBONE: "embedding", Kind.RETR
            Kind.MAP: "map"}
 #: Tasks whose first argument is a job id (web tasks) or a job message (GPU tasks).
 _BY_ID = {"labeler.training.tasks.embed_next", "labeler.training.tasks.embed_chunk_done",
+          "labeler.training.tasks.embed_chunk_alive",
           "labeler.training.tasks.run_retrain", "labeler.training.tasks.retrain_done",
           "labeler.training.tasks.job_progress", "labeler.insights.tasks.run_map",
           "labeler.insights.tasks.map_done"}
@@ -113,6 +116,10 @@ def sweep() -> dict[str, int]:
             queued[kind] += _again(job, "lost: no sign of life")
         elif job.heartbeat_at < now - ORPHAN_AFTER:
             suspects.append(job)
+        elif job.chunks.filter(status=EmbedChunk.State.RUNNING,
+                               heartbeat_at__lt=stale_before(now)).exists():
+            # The job lives (other chunks beat) but a chunk's worker died: give it to another.
+            queued[kind] += embed_next(job.pk) in ("dispatched", "busy")
     if suspects:
         held = _held_or_queued()
         for job in suspects if held is not None else []:

@@ -13,7 +13,7 @@ from celery import shared_task
 
 from labeler.projects.models import Project
 
-from . import checks, embedding, retrain
+from . import checks, chunks, embedding, retrain
 from .actions import do_fail_job, do_heartbeat
 from .checks import request_check_if_due
 from .models import Job
@@ -34,6 +34,13 @@ def embed_next(job_id: int) -> str:
 @shared_task(name="labeler.training.tasks.embed_chunk_done", **WEB)
 def embed_chunk_done(job_id: int, token: str, report: dict) -> str:
     return embedding.chunk_done(job_id, token, report)
+
+
+@shared_task(name="labeler.training.tasks.embed_chunk_alive", **WEB)
+def embed_chunk_alive(job_id: int, token: str, chunk_id: int, chunk_token: str,
+                      worker: str, done: int | None = None, rate: float | None = None) -> bool:
+    """A GPU worker still holds this chunk (and so the job is alive), with its progress."""
+    return chunks.alive(job_id, token, chunk_id, chunk_token, worker, done, rate)
 
 
 @shared_task(name="labeler.training.tasks.run_retrain", **WEB)

@@ -1,10 +1,11 @@
 """Float16 embedding storage for one (project, backbone): appendable, crash-safe, loads in one read.
 
 Layout of a store folder:
-    manifest.json             {"format": 1, "dim": D, "generation": G, "count": N} (atomic replace)
-    ids.G.npy                 int64 (N,), sorted, unique      \\ the compacted base, written by
-    embeddings.G.npy          float16 (N, D), row i <-> ids[i] / compact(); mmap-able, one read
+    manifest.json       {"format": 1, "dim": D, "generation": G, "base": B, "count": N} (atomic)
+    ids.B.npy           int64 (N,), sorted, unique      \\ the compacted base (B: "G-<rand>",
+    embeddings.B.npy    float16 (N, D), row i <-> ids[i] / never reused); mmap-able, one read
     chunks/chunk-<ns>-<rand>.npz   appended batches (ids + embeddings), newest name sorts last
+    chunks/chunk-range-<first>-<last>.npz   an embedding job's chunk (put(): named by its range)
     *.tmp                     a write in progress or one a crash interrupted; never read
 
 Why this shape: a retrain wants the whole matrix in one read (one .npy, memory-mapped), while the
@@ -29,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from worker import storage
+from worker.cache import worker_cache
 
 __all__ = ["EmbeddingStore"]
 
@@ -48,12 +50,28 @@ def _last_wins(ids: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return uniq.astype(np.int64, copy=False), rows[keep]
 
 
+def _base_name(manifest: dict | None) -> str | None:
+    """The base generation's file infix (``ids.<it>.npy``); older manifests name the number."""
+    if not manifest or manifest.get("generation") is None:
+        return None
+    return manifest.get("base") or str(manifest["generation"])
+
+
+def _version(info: dict) -> str:
+    """What tells two contents of one object name apart, from a listing's entry."""
+    etag = info.get("ETag") or info.get("etag")
+    if etag:
+        return str(etag).strip('"')
+    when = info.get("LastModified") or info.get("mtime") or info.get("created") or ""
+    return f"{info.get('size')}-{when}"
+
+
 class EmbeddingStore:
     """Embeddings of one (project, backbone) in a folder; safe against crashes mid-write.
 
     The folder is a storage location (worker.storage): a local path or a URL. Appends may
-    come from several writers at once (each chunk is a new, uniquely named object); compaction
-    is one writer's job (the embedding job's, one chunk at a time). Readers may run concurrently
+    come from several writers at once (each chunk is its own object); compaction is one
+    writer's job (the embedding job's finisher on the web side, once all its chunks are in). Readers may run concurrently
     and always see a consistent state.
     """
 
@@ -63,6 +81,9 @@ class EmbeddingStore:
         self.loc = storage.Location(root)
         self.root = Path(self.loc.path) if self.loc.local else self.loc.url
         self._fs, self._path = self.loc.fs, self.loc.path.rstrip("/")
+        # Remote stores: objects read once are kept on this machine (worker.cache).
+        self._cache = None if self.loc.local else worker_cache()
+        self._versions: dict[str, str] = {}
         self._fs.makedirs(f"{self._path}/{_CHUNKS}", exist_ok=True)
         manifest = self._manifest()
         stored = manifest.get("dim") if manifest else None
@@ -76,6 +97,19 @@ class EmbeddingStore:
 
     def append(self, ids: np.ndarray, embeddings: np.ndarray) -> None:
         """Store a batch atomically (float16). Re-appending an id replaces its embedding."""
+        if self._write_chunk(f"{time.time_ns():020d}-{secrets.token_hex(4)}", ids, embeddings):
+            if len(self._chunk_files()) >= self.max_chunks:
+                # Thousands of small files make ids()/load() slow; merge them now and then.
+                self.compact()
+
+    def put(self, name: str, ids: np.ndarray, embeddings: np.ndarray) -> None:
+        """Store one named chunk atomically, replacing the object of that name if there is one:
+        an embedding job's chunk written again (a worker presumed dead, its chunk redone by
+        another) replaces itself instead of adding a copy. Never compacts: with several
+        writers, compaction is the job's finisher's alone (labeler.training.embedding)."""
+        self._write_chunk(name, ids, embeddings)
+
+    def _write_chunk(self, name: str, ids: np.ndarray, embeddings: np.ndarray) -> bool:
         ids = np.asarray(ids).reshape(-1)
         if ids.size and not np.issubdtype(ids.dtype, np.integer):
             raise TypeError(f"ids must be integers, got {ids.dtype}")
@@ -84,7 +118,7 @@ class EmbeddingStore:
         if emb.ndim != 2 or emb.shape[0] != len(ids):
             raise ValueError(f"embeddings must be (len(ids), dim); got {emb.shape} for {len(ids)}")
         if len(ids) == 0:
-            return
+            return False
         if self.dim is None:
             self.dim = int(emb.shape[1])
         if emb.shape[1] != self.dim:
@@ -92,18 +126,15 @@ class EmbeddingStore:
         emb16 = emb.astype(np.float16)
         if not np.isfinite(emb16).all():
             raise ValueError("embeddings contain NaN/inf (failed images must not be stored)")
-        name = f"chunk-{time.time_ns():020d}-{secrets.token_hex(4)}.npz"
 
         def write(f) -> None:
             np.savez(f, ids=ids, embeddings=emb16)
 
-        storage.write_atomic(self.loc.child(_CHUNKS, name), write)
+        storage.write_atomic(self.loc.child(_CHUNKS, f"chunk-{name}.npz"), write)
         if self._manifest() is None:
             # Record the dimension early so a store holding only chunks still knows it.
             self._write_manifest(generation=None, count=0)
-        if len(self._chunk_files()) >= self.max_chunks:
-            # Thousands of small files make ids()/load() slow; merge them now and then.
-            self.compact()
+        return True
 
     def compact(self) -> None:
         """Merge the base and all chunks into one new base generation, atomically."""
@@ -113,16 +144,19 @@ class EmbeddingStore:
         if not chunk_files:
             return
         ids, emb = self._merge(manifest, chunk_files)
-        old_gen = manifest.get("generation") if manifest else None
-        gen = (old_gen or 0) + 1
-        storage.write_atomic(self.loc.child(f"ids.{gen}.npy"), lambda f: np.save(f, ids))
-        storage.write_atomic(self.loc.child(f"embeddings.{gen}.npy"), lambda f: np.save(f, emb))
-        self._write_manifest(generation=gen, count=len(ids))  # the switch: atomic
+        old_base = _base_name(manifest)
+        gen = ((manifest.get("generation") if manifest else None) or 0) + 1
+        # A new name each time (never reused, even after clear()): a worker's cache keys base
+        # files by name (worker.cache).
+        base = f"{gen}-{secrets.token_hex(4)}"
+        storage.write_atomic(self.loc.child(f"ids.{base}.npy"), lambda f: np.save(f, ids))
+        storage.write_atomic(self.loc.child(f"embeddings.{base}.npy"), lambda f: np.save(f, emb))
+        self._write_manifest(generation=gen, count=len(ids), base=base)  # the switch: atomic
         for p in chunk_files:
             self._unlink(p)
-        if old_gen is not None:
+        if old_base is not None:
             for stem in ("ids", "embeddings"):
-                self._unlink(f"{self._path}/{stem}.{old_gen}.npy")
+                self._unlink(f"{self._path}/{stem}.{old_base}.npy")
 
     def clear(self) -> None:
         """Remove every stored embedding (the folder itself stays)."""
@@ -204,13 +238,23 @@ class EmbeddingStore:
         except FileNotFoundError:
             return None
 
-    def _write_manifest(self, generation: int | None, count: int) -> None:
-        data = {"format": _FORMAT, "dim": self.dim, "generation": generation, "count": count}
+    def _write_manifest(self, generation: int | None, count: int, base: str | None = None) -> None:
+        data = {"format": _FORMAT, "dim": self.dim, "generation": generation, "count": count,
+                "base": base}
         payload = json.dumps(data).encode()
         storage.write_atomic(self.loc.child(_MANIFEST), lambda f: f.write(payload))
 
     def _chunk_files(self) -> list[str]:
-        return sorted(self._fs.glob(f"{self._path}/{_CHUNKS}/chunk-*.npz"))
+        if self.loc.local:
+            return sorted(self._fs.glob(f"{self._path}/{_CHUNKS}/chunk-*.npz"))
+        # One listing gives names and versions (ETag, or size and time): the cache's keys.
+        found = self._fs.find(f"{self._path}/{_CHUNKS}", detail=True)
+        names = []
+        for path, info in found.items():
+            if path.rsplit("/", 1)[-1].startswith("chunk-") and path.endswith(".npz"):
+                names.append(path)
+                self._versions[path] = _version(info)
+        return sorted(names)
 
     def _unlink(self, path: str) -> None:
         try:
@@ -219,14 +263,21 @@ class EmbeddingStore:
             pass
 
     def _npy(self, path: str, mmap: bool = False) -> np.ndarray:
-        """A .npy object: memory-mapped when local and asked for, else read whole."""
+        """A .npy object: memory-mapped when local (or cached) and asked for, else read whole."""
         if self.loc.local:
             return np.load(path, mmap_mode="r" if mmap else None)
+        if self._cache is not None:  # base files are never rewritten under their name
+            local = self._cache.get(f"{self.loc.fs.protocol}:{path}", lambda: self._fs.cat_file(path))
+            return np.load(local, mmap_mode="r" if mmap else None)
         return np.load(io.BytesIO(self._fs.cat_file(path)))
 
     def _npz(self, path: str):
         if self.loc.local:
             return np.load(path)
+        version = self._versions.get(path)
+        if self._cache is not None and version:
+            key = f"{self.loc.fs.protocol}:{path}@{version}"
+            return np.load(self._cache.get(key, lambda: self._fs.cat_file(path)))
         return np.load(io.BytesIO(self._fs.cat_file(path)))
 
     def _dim_from_chunks(self) -> int | None:
@@ -236,17 +287,17 @@ class EmbeddingStore:
         return None
 
     def _base_ids(self, manifest: dict | None) -> np.ndarray:
-        gen = manifest.get("generation") if manifest else None
-        if gen is None:
+        base = _base_name(manifest)
+        if base is None:
             return np.empty(0, dtype=np.int64)
-        return self._npy(f"{self._path}/ids.{gen}.npy")
+        return self._npy(f"{self._path}/ids.{base}.npy")
 
     def _base(self, manifest: dict | None, mmap: bool) -> tuple[np.ndarray, np.ndarray]:
-        gen = manifest.get("generation") if manifest else None
-        if gen is None:
+        base = _base_name(manifest)
+        if base is None:
             return np.empty(0, dtype=np.int64), np.empty((0, self.dim or 0), dtype=np.float16)
-        ids = self._npy(f"{self._path}/ids.{gen}.npy")
-        emb = self._npy(f"{self._path}/embeddings.{gen}.npy", mmap=mmap)
+        ids = self._npy(f"{self._path}/ids.{base}.npy")
+        emb = self._npy(f"{self._path}/embeddings.{base}.npy", mmap=mmap)
         return ids, emb
 
     def _merge(

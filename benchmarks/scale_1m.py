@@ -118,34 +118,43 @@ def timed_pages(http_: Http, pages: dict[str, str], repeat: int = 3) -> dict:
 
 def measure_retrain(project_id: int, http_: Http) -> dict:
     """Request a retrain the product's way; wait for the version and its suggestions served."""
-    from labeler.training.models import ModelVersion, Status
+    from labeler.training.actions import Kind, active_job
+    from labeler.training.models import Job, ModelVersion
     from labeler.training.services import request_retrain
 
     before = ModelVersion.objects.filter(project_id=project_id).count()
     started = time.monotonic()
     if not request_retrain(project_id):
         raise SystemExit("the retrain request was refused (guard or broker)")
-    while True:
-        v = ModelVersion.objects.filter(project_id=project_id).order_by("-number").first()
-        if v is not None and ModelVersion.objects.filter(project_id=project_id).count() > before \
-                and v.status != Status.RUNNING:
-            break
+    job = active_job(project_id, Kind.RETRAIN)
+    while Job.objects.filter(pk=job.pk, status__in=Job.ACTIVE).exists():
         if time.monotonic() - started > 3600:
             raise SystemExit("no version after an hour")
-        time.sleep(0.5)
+        time.sleep(0.2)
     ready = time.monotonic() - started
-    if v.status != Status.READY:
-        raise SystemExit(f"retrain failed: {v.error}")
+    v = ModelVersion.objects.filter(project_id=project_id).order_by("-number").first()
+    if v is None or ModelVersion.objects.filter(project_id=project_id).count() <= before:
+        raise SystemExit(f"retrain failed: {Job.objects.get(pk=job.pk).message}")
     body: list[bytes] = []
     status, _, _ = http_.get(f"/api/projects/{project_id}/next/?n=1", body.append)
     served = json.loads(b"".join(body))["items"]
+    served_s = time.monotonic() - started
+    # The rest of the pool's suggestions are written after the version is served.
+    while "suggestions_seconds" not in (v.metrics or {}):
+        if time.monotonic() - started > 1800:
+            break
+        time.sleep(0.5)
+        v.refresh_from_db()
     return {
         "path": "labeler.training.services.request_retrain -> retrain job (gpu queue) -> web ingest",
         "labels": v.labels_used, "version": v.number,
         "seconds_to_ready": round(ready, 1),
-        "seconds_to_served": round(time.monotonic() - started, 1),
+        "seconds_to_served": round(served_s, 1),
+        "seconds_to_all_suggestions": round(time.monotonic() - started, 1),
         "suggestion_served": bool(served and served[0]["suggestion"]),
-        "worker_reported_s": (v.metrics or {}).get("seconds"),
+        "worker_compute_s": (v.metrics or {}).get("seconds"),
+        "web_ingest_s": (v.metrics or {}).get("ingest_seconds"),
+        "web_backfill_s": (v.metrics or {}).get("suggestions_seconds"),
     }
 
 
@@ -272,12 +281,12 @@ def main() -> None:
         users = get_user_model().objects.in_bulk([setup["lead"], *setup["annotators"]])
         lead = login_session(users[setup["lead"]])
         sessions = [login_session(users[u]) for u in setup["annotators"][: args.annotators]]
-        # Tasks queued by an earlier run died with that run's Redis: forget their guards.
-        for marker in Path(tmp).glob("embeddings/*/*.pending"):
-            marker.unlink()
-        from labeler.projects.models import Project
+        # Jobs queued by an earlier run died with that run's Redis: end them.
+        from labeler.training.actions import do_fail_job
+        from labeler.training.models import Job
 
-        Project.objects.filter(pk=setup["project"]).update(retrain_requested_at=None)
+        for job in Job.objects.filter(project_id=setup["project"], status__in=Job.ACTIVE):
+            do_fail_job(job, "scale_1m: its broker is gone")
         redis, worker, server, port = start_servers(args, tmp)
         procs = [server, worker, redis]
         http_ = Http(port, lead)

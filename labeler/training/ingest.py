@@ -49,6 +49,8 @@ def _copy_update(columns: Sequence[str], casts: Sequence[str], rows: list[tuple]
     names = [f"c{k}" for k in range(len(columns))]
     staging = "ingest_staging"
     with transaction.atomic(), connection.cursor() as cursor:
+        # Dropped at commit; inside an outer transaction (a test, a caller's atomic) by this.
+        cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{staging}")
         cursor.execute(
             f"CREATE TEMPORARY TABLE {staging} ("
             + ", ".join(f"{name} {cast}" for name, cast in zip(names, casts, strict=True))

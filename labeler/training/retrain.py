@@ -136,6 +136,9 @@ def ingest(job_id: int, token: str, report: dict) -> dict | None:
     if len(results["oof_item"]):  # the item table's confusion-matrix cells
         store_oof(results["oof_item"], results["oof_predicted"].tolist())
     metrics["ingest_seconds"] = round(time.monotonic() - started, 3)
+    # Whether this version also rewrites the rest of the pool's suggestions (after it is served).
+    metrics["pool_refresh"] = refresh_due(project, p["backbone"], int((~first).sum()),
+                                          report["labels_used"])
     with transaction.atomic():
         if not do_finish_job(job_id, token, result=p["head"]):
             return None
@@ -147,12 +150,13 @@ def ingest(job_id: int, token: str, report: dict) -> dict | None:
     storage.remove(p["result"])
     started = time.monotonic()
     newer = ModelVersion.objects.filter(project=project, number__gt=p["number"])
-    rest = int((~first).sum())
-    if refresh_due(project, p["backbone"], rest, report["labels_used"]) and backfill_suggestions(ids[~first], results["predicted"][~first],
-                            results["confidence"][~first], lambda: not newer.exists()):
+    rest = ~first
+    if metrics["pool_refresh"] and backfill_suggestions(
+            ids[rest], results["predicted"][rest], results["confidence"][rest],
+            lambda: not newer.exists()):
+        vacuum_items()  # the dashboard's count reads the index only
         metrics["suggestions_seconds"] = round(time.monotonic() - started, 3)
         ModelVersion.objects.filter(pk=version.pk).update(metrics=metrics)
-        vacuum_items()  # the dashboard's count reads the index only
     logger.info("project=%s v%d ready: cv_accuracy=%s", project.pk, p["number"],
                 metrics.get("cv_accuracy"))
     return {"version": p["number"], **metrics}

@@ -9,6 +9,9 @@ handed to two annotators) and lost (labels answered 2xx but missing from the dat
 
     python benchmarks/next_item_latency.py [--items 100000] [--annotators 20] [--seconds 20]
 
+--sets N gives the project N label sets (the second one multi-label, with 3 tags; the others
+single-choice, 5 classes): each submit then answers every set at once (one visit, N rows).
+
 --data-dir DIR keeps the filled database there and reuses it on the next run (quicker when
 comparing changes; labels from earlier runs stay, which a 100k pool hardly notices).
 """
@@ -83,7 +86,7 @@ def process_tree_cpu(pid: int) -> float:
     return total
 
 
-def fill(n_items: int, n_annotators: int, dim: int) -> dict:
+def fill(n_items: int, n_annotators: int, dim: int, n_sets: int = 1) -> dict:
     """Create the project, items, embeddings, some labels and a real model version."""
     import django
 
@@ -140,7 +143,19 @@ def fill(n_items: int, n_annotators: int, dim: int) -> dict:
         user = User.objects.create_user(f"annotator{i}", password=secrets.token_hex(8))
         set_member(project, user, Role.ANNOTATOR)
         sessions.append(login_session(user))
-    return {"project": project.pk, "labels": label_ids, "sessions": sessions}
+    sets = []
+    if n_sets > 1:
+        from labeler.projects.label_sets import add_set, primary_set
+
+        sets.append({"id": primary_set(project).pk, "kind": "single", "classes": label_ids})
+        for k in range(1, n_sets):
+            kind = "multi" if k == 1 else "single"
+            names = [f"tag{j}" for j in range(3)] if kind == "multi" else [
+                f"s{k}c{j}" for j in range(5)]
+            extra = add_set(project, f"set{k}", kind, names)
+            sets.append({"id": extra.pk, "kind": kind,
+                         "classes": list(extra.classes.values_list("pk", flat=True))})
+    return {"project": project.pk, "labels": label_ids, "sessions": sessions, "sets": sets}
 
 
 def login_session(user) -> str:
@@ -158,8 +173,9 @@ def login_session(user) -> str:
 class Client(threading.Thread):
     """One annotator: get next, label it, repeat — over one keep-alive connection."""
 
-    def __init__(self, port, project, labels, session, stop_at, think, out):
+    def __init__(self, port, project, labels, session, stop_at, think, out, sets=()):
         super().__init__(daemon=True)
+        self.sets = list(sets)
         self.port, self.project, self.labels = port, project, labels
         self.stop_at, self.think, self.out = stop_at, think, out
         token = secrets.token_hex(16)
@@ -207,8 +223,13 @@ class Client(threading.Thread):
                 item = items[0]["id"]
                 self.handed.append(item)
                 cid = str(uuid.uuid4())
-                body = json.dumps({"item": item, "label": rng.choice(self.labels),
-                                   "seconds": 1.0, "client_id": cid})
+                body = json.dumps({"item": item, "seconds": 1.0, "client_id": cid, **(
+                    {"labels": [
+                        {"set": s["id"], "tags": rng.sample(s["classes"], rng.randint(0, 2))}
+                        if s["kind"] == "multi" else
+                        {"set": s["id"], "label": rng.choice(s["classes"])}
+                        for s in self.sets]}
+                    if self.sets else {"label": rng.choice(self.labels)})})
                 status, _ = self.request(conn, "POST", f"/api/projects/{self.project}/annotations/", body)
                 if status in (200, 201):
                     self.saved.append(cid)
@@ -243,6 +264,7 @@ def main() -> None:
                         help="retrain the model over and over (real code, another process) while "
                              "the clients label, as the Celery worker does on a busy project")
     parser.add_argument("--data-dir", default=None, help="keep (and reuse) the filled data here")
+    parser.add_argument("--sets", type=int, default=1, help="label sets answered per submit")
     args = parser.parse_args()
 
     tmp = args.data_dir or tempfile.mkdtemp(prefix="labeler-latency-")
@@ -264,7 +286,7 @@ def main() -> None:
         setup = json.loads(ready.read_text())
         log(f"reusing the database in {tmp}")
     else:
-        setup = fill(args.items, args.annotators, args.dim)
+        setup = fill(args.items, args.annotators, args.dim, args.sets)
         ready.write_text(json.dumps(setup))
         log(f"filled in {time.monotonic() - t:.1f}s; starting gunicorn")
     port = free_port()
@@ -298,7 +320,8 @@ def main() -> None:
             )
         stop_at = time.monotonic() + args.seconds
         clients = [
-            Client(port, setup["project"], setup["labels"], s, stop_at, args.think_ms / 1000, None)
+            Client(port, setup["project"], setup["labels"], s, stop_at, args.think_ms / 1000, None,
+                   setup.get("sets", ()))
             for s in setup["sessions"][: args.annotators]
         ]
         for c in clients:
@@ -355,6 +378,7 @@ def main() -> None:
         "annotators": args.annotators,
         "database": "postgresql" if args.database_url else "sqlite",
         "retraining": bool(args.retrain),
+        "label_sets": max(1, len(setup.get("sets", ()))),
     }))
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import dj_database_url
 
 from labeler import security_settings as sec
+from labeler import storage_settings
 from labeler.envvars import env_bool, env_int
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -119,19 +120,21 @@ STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "labeler" / "static"]
 STATIC_ROOT.mkdir(exist_ok=True)
+# Storage shared with the GPU workers (worker.storage): embeddings, heads, results files, maps,
+# and item images. A local folder by default; s3://bucket/prefix puts all of it on an
+# S3-compatible store (docs/storage.md), by settings only. Workers get full locations in their
+# task messages.
+LABELER_STORAGE_URL = os.environ.get("LABELER_STORAGE_URL", "") or str(DATA_DIR)
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": storage_settings.default_storage_backend(LABELER_STORAGE_URL),
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True
 
-# Uploaded images live here; they are served only through a login-checked view, never directly.
+# Uploaded images live here (or in the bucket); they are served only through a login-checked
+# view, never directly. Thumbnails are a cache on the web host's disk in either case.
 MEDIA_ROOT = Path(os.environ.get("LABELER_MEDIA_ROOT", DATA_DIR / "media"))
 MEDIA_URL = "/media/"
-# Storage shared with the GPU workers (worker.storage): embeddings, heads, results files, maps.
-# A local folder by default; an fsspec URL (s3://bucket/prefix with s3fs installed) puts it on an
-# object store, by settings only. Workers get full locations in their task messages.
-LABELER_STORAGE_URL = os.environ.get("LABELER_STORAGE_URL", "") or str(DATA_DIR)
 
 
 def _in_storage(variable: str, name: str) -> Path | str:

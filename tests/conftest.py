@@ -268,3 +268,42 @@ def add_images():
         return [i for i in items if i is not None]
 
     return add
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3-compatible server (moto's standalone server) for the whole session."""
+    from .s3_server import S3Server
+
+    server = S3Server(tmp_path_factory.mktemp("s3")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server, monkeypatch):
+    """A fresh bucket on the S3 server, with this process's (and its children's) environment
+    pointing at the server. Yields ``(server, bucket name)``."""
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    return s3_server, s3_server.new_bucket()
+
+
+@pytest.fixture
+def s3_storage(s3_bucket, settings, monkeypatch):
+    """Everything stored in a bucket, as ``LABELER_STORAGE_URL=s3://bucket/run`` configures:
+    item images through django-storages, embeddings/models/results through worker.storage.
+    The variable is also set for processes this test starts (Celery workers).
+    Yields ``(server, bucket, storage URL)``."""
+    from labeler import storage_settings
+
+    server, bucket = s3_bucket
+    url = f"s3://{bucket}/run"
+    monkeypatch.setenv("LABELER_STORAGE_URL", url)
+    settings.LABELER_STORAGE_URL = url
+    settings.STORAGES = {**settings.STORAGES,
+                         "default": storage_settings.default_storage_backend(url)}
+    settings.EMBEDDINGS_ROOT = f"{url}/embeddings"
+    settings.MODELS_ROOT = f"{url}/models"
+    settings.RESULTS_ROOT = f"{url}/results"
+    return server, bucket, url

@@ -167,3 +167,63 @@ def test_export_names_are_unique_and_the_first_keeps_the_name(growing):
     assert len({n.lower() for n in forward}) == 4, forward
     assert forward[1] == f"{b.pk}-{b.pk}-A.JPG"  # its first choice is item c's own name
     assert forward[3] == f"{d.pk}-a.jpg"
+
+
+def _answer_sets(project, items, user, seed: int) -> None:
+    """Answer the other label sets of `items` through the annotators' service (a size per item,
+    0-2 colour tags), so that their per-set pages and exports have labels to read."""
+    from labeler.annotations.services import Answer, save_answers
+    from labeler.projects.models import SetKind
+
+    rng = np.random.default_rng(seed)
+    for label_set in project.label_sets.exclude(pk=project.label_sets.order_by("order", "pk")
+                                                .first().pk):
+        classes = list(label_set.classes.values_list("pk", flat=True))
+        for item in items:
+            if label_set.kind == SetKind.MULTI:
+                tags = tuple(sorted(rng.choice(classes, size=rng.integers(0, 3), replace=False)
+                                    .tolist()))
+                answer = Answer(label_set.pk, tags=tags)
+            else:
+                answer = Answer(label_set.pk, label_id=int(classes[item.pk % len(classes)]))
+            save_answers(item, [answer], user, trigger_retrain=False)
+
+
+def test_other_label_sets_queries_do_not_grow(growing):
+    """A second (single-choice) and a third (multi-label) set: every per-set page, the item page
+    and every export make as many queries at 1,350 items as at 150."""
+    from labeler.projects.label_sets import add_set
+    from labeler.projects.models import SetKind
+
+    project, lead, client = growing
+    size = add_set(project, "size", SetKind.SINGLE, ["small", "large"])
+    colour = add_set(project, "colour", SetKind.MULTI, ["red", "blue", "green"])
+    pages = {
+        **PAGES,
+        "export_folders": lambda pid: reverse("insights:export", args=[pid, "folders"]),
+        "dashboard_size": lambda pid: reverse("insights:dashboard", args=[pid]) + f"?set={size.pk}",
+        "dashboard_colour": lambda pid: reverse("insights:dashboard", args=[pid])
+        + f"?set={colour.pk}",
+        "label_errors_size": lambda pid: reverse("insights:label_errors", args=[pid])
+        + f"?set={size.pk}",
+        "map_size": lambda pid: reverse("insights:map_data", args=[pid]) + f"?set={size.pk}",
+        "map_colour": lambda pid: reverse("insights:map_data", args=[pid]) + f"?set={colour.pk}",
+        "item": lambda pid: reverse("insights:item", args=[
+            pid, Item.objects.filter(project_id=pid).order_by("pk").values_list(
+                "pk", flat=True).first()]),
+    }
+
+    def grow(n: int, labelled: int, seed: int) -> None:
+        before = set(Item.objects.filter(project=project).values_list("pk", flat=True))
+        _grow(project, n, labelled, lead, seed=seed)
+        new = [i for i in Item.objects.filter(project=project).order_by("pk")
+               if i.pk not in before][:labelled]
+        _answer_sets(project, new, lead, seed)
+        retrain(project)  # the other sets' heads and predictions
+
+    grow(150, 60, seed=11)
+    assert (project.model_versions.order_by("-number").first().metrics.get("sets") or {})
+    small = {name: _count(client, url(project.pk)) for name, url in pages.items()}
+    grow(1200, 240, seed=12)
+    large = {name: _count(client, url(project.pk)) for name, url in pages.items()}
+    assert large == small

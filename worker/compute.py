@@ -18,6 +18,7 @@ import numpy as np
 
 from worker import artifacts, storage
 from worker.ml.embedding_store import EmbeddingStore
+from worker.set_learning import learn_sets
 
 logger = logging.getLogger("worker.compute")
 
@@ -160,8 +161,13 @@ def _train_and_rank(job: dict[str, Any]) -> dict[str, Any]:
     # Predictions for every embedded item (suggestions, grid mode, exports).
     proba = _predict_in_chunks(head, matrix)
     best = proba.argmax(axis=1)
+    # The other label sets: one head each on the same embeddings (worker.set_learning).
+    set_metrics, set_heads, set_arrays = learn_sets(
+        job.get("sets", []), ids, matrix, lambda h: _predict_in_chunks(h, matrix))
+    if set_metrics:
+        metrics["sets"] = set_metrics
     storage.dump_object(job["head"], {"head": head, "backbone": job["backbone"],
-                                      "classes": head.classes_.tolist()})
+                                      "classes": head.classes_.tolist(), "sets": set_heads})
     if extras["oof"] is not None:
         artifacts.save_oof(job["head"], extras["oof"])
     if extras["eval_head"] is not None:
@@ -173,6 +179,7 @@ def _train_and_rank(job: dict[str, Any]) -> dict[str, Any]:
         confidence=proba[np.arange(len(best)), best].astype(np.float64),
         oof_item=oof["item"] if oof is not None else np.zeros(0, np.int64),
         oof_predicted=oof["predicted"] if oof is not None else np.zeros(0, np.int64),
+        **set_arrays,
     )
     metrics["seconds"] = round(time.monotonic() - started, 3)
     logger.info("retrain v%s ready in %.1fs: cv_accuracy=%s audit=%s, %d ranked",

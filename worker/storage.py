@@ -1,7 +1,9 @@
 """Storage that GPU workers and the web side share: files named by *location*.
 
-A location is a local path or an fsspec URL (``file:///srv/labeler/...``, later ``s3://bucket/...``
-with s3fs installed: a setting, not a code change). Every object is written once and becomes
+A location is a local path or an fsspec URL (``file:///srv/labeler/...``, ``s3://bucket/...``
+through s3fs, with the endpoint and region of worker.s3config: a setting, not a code change).
+An item's image may also be an ``https://`` URL (an import with --no-copy): read_bytes fetches
+it through the SSRF guard (worker.net_safety), never from a private address. Every object is written once and becomes
 visible whole: on a local disk through a fsynced temporary file and a rename, on object stores
 because a PUT is atomic. Workers get every location they need in their task message, so a GPU
 machine needs only access to this storage and the broker (no database, no Django settings).
@@ -21,8 +23,10 @@ import joblib
 import numpy as np
 from fsspec.implementations.local import LocalFileSystem
 
+from worker import net_safety, s3config
+
 __all__ = [
-    "Location", "join", "exists", "read_bytes", "write_atomic", "save_arrays", "load_arrays",
+    "Location", "join", "exists", "read_bytes", "fetch_url", "write_atomic", "save_arrays", "load_arrays",
     "dump_object", "load_object", "remove",
 ]
 
@@ -32,7 +36,8 @@ class Location:
 
     def __init__(self, location: str | os.PathLike[str]) -> None:
         self.url = os.fspath(location)
-        fs, path = fsspec.core.url_to_fs(self.url)
+        options = s3config.fsspec_options() if self.url.startswith("s3://") else {}
+        fs, path = fsspec.core.url_to_fs(self.url, **options)
         self.fs: fsspec.AbstractFileSystem = fs
         self.path: str = path
 
@@ -66,9 +71,21 @@ def read_bytes(location: str | os.PathLike[str]) -> bytes:
     if "://" not in os.fspath(location):  # the common case: no fsspec overhead per image
         with open(location, "rb") as f:
             return f.read()
+    if os.fspath(location).startswith(("http://", "https://")):
+        return fetch_url(os.fspath(location))
     loc = Location(location)
     with loc.fs.open(loc.path, "rb") as f:
         return f.read()
+
+
+def fetch_url(url: str) -> bytes:
+    """An image an item references by URL, fetched through the SSRF guard (redirects checked).
+    FileNotFoundError when the server does not answer 200, as for a missing file."""
+    limit = int(os.environ.get("LABELER_MAX_IMAGE_BYTES") or 50 * 1024 * 1024)
+    got = net_safety.fetch(url, max_bytes=limit)
+    if got.status != 200:
+        raise FileNotFoundError(f"{url}: the server answered HTTP {got.status}")
+    return got.body
 
 
 @contextmanager

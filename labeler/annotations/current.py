@@ -17,10 +17,10 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model
-from django.db.models import Q, QuerySet
+from django.db.models import Case, Q, QuerySet, Subquery, When
 
 from labeler.items.models import Item
-from labeler.projects.models import Membership, Project, Role
+from labeler.projects.models import LabelSet, Membership, Project, Role, SetKind
 
 from .models import Annotation
 
@@ -65,12 +65,25 @@ def label_of(votes: list[tuple[int, object, bool]]) -> int | None:
     return max((v for v in votes if v[0] in tied), key=lambda v: v[1])[0]
 
 
+def primary_set_id(project_id: int) -> Subquery:
+    """The id of the set the items' label columns follow (labeler.projects.label_sets.primary_set)
+    as a subquery, so that reading one set's votes costs no extra round trip. The other sets'
+    current answers: labeler.annotations.set_labels."""
+    return Subquery(
+        LabelSet.objects.filter(project_id=project_id, removed_at__isnull=True)
+        .order_by(Case(When(kind=SetKind.MULTI, then=1), default=0), "order", "id")
+        .values("id")[:1]
+    )
+
+
 def refresh_items(project_id: int, item_ids: Iterable[int]) -> None:
-    """Recompute the denormalised label columns of these items (a few queries per call)."""
+    """Recompute the denormalised label columns of these items (a few queries per call).
+    They follow the project's primary label set."""
     ids = list(item_ids)
     if not ids:
         return
-    rows = list(Annotation.objects.filter(item_id__in=ids).order_by()
+    rows = list(Annotation.objects.filter(item_id__in=ids, label_set_id=primary_set_id(project_id))
+                .order_by()
                 .values_list("item_id", "label_id", "created_at", "annotator_id", "is_audit"))
     by_lead = lead_ids(project_id, among={row[3] for row in rows})
     votes: dict[int, list[tuple[int, object, bool]]] = {i: [] for i in ids}
@@ -101,13 +114,17 @@ def refresh_project(project_id: int, chunk: int = 2000) -> None:
 
 
 def current_labels(project: Project | int) -> tuple[dict[int, int], set[int]]:
-    """Item id -> current label id of every labelled item, and the items with an audit label."""
+    """Item id -> current label id of every labelled item, and the items with an audit label
+    (the primary label set's; the other sets: labeler.annotations.set_labels)."""
     by_lead = lead_ids(project)
+    project_id = project if isinstance(project, int) else project.pk
     votes: dict[int, list[tuple[int, object, bool]]] = defaultdict(list)
     audit: set[int] = set()
     for item_id, label_id, is_audit, created, annotator in Annotation.objects.filter(
-        item__project=project
+        item__project=project, label_set_id=primary_set_id(project_id)
     ).values_list("item_id", "label_id", "is_audit", "created_at", "annotator_id"):
+        if label_id is None:  # a multi-label primary set: its tags are learnt per set
+            continue
         votes[item_id].append((label_id, created, annotator in by_lead))
         if is_audit:
             audit.add(item_id)

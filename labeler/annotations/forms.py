@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 from labeler.request_input import (
@@ -15,9 +17,45 @@ from labeler.request_input import (
 )
 
 
+class AnswersField(forms.Field):
+    """The answers of one visit: a JSON list of {"set": id, "label": id} (single-choice) or
+    {"set": id, "tags": [ids]} (multi-label, possibly empty), one per label set."""
+
+    default_error_messages = {
+        "invalid": 'Give a list of {"set": id, "label": id} or {"set": id, "tags": [ids]}.',
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def to_python(self, value: Any) -> list[tuple[int, int | None, tuple[int, ...] | None]]:
+        if value in (None, ""):
+            return []
+        if not isinstance(value, list) or len(value) > 50:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        answers, seen = [], set()
+        for entry in value:
+            if not isinstance(entry, dict) or set(entry) - {"set", "label", "tags"} or (
+                ("label" in entry) == ("tags" in entry)
+            ):
+                raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+            set_id = IdField().clean(entry.get("set"))
+            if set_id in seen:
+                raise forms.ValidationError("One answer per label set.", code="invalid")
+            seen.add(set_id)
+            if "tags" in entry:
+                tags = IdListField(max_items=200).clean(entry["tags"])
+                answers.append((set_id, None, tuple(tags)))
+            else:
+                answers.append((set_id, IdField().clean(entry["label"]), None))
+        return answers
+
+
 class AnnotateForm(forms.Form):
     item = IdField()
-    label = IdField()
+    label = IdField(required=False)
+    labels = AnswersField()
     seconds = NumberField(required=False)
     client_id = UUIDInputField(required=False)
 

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 
 from labeler.items.models import Item
-from labeler.projects.models import LabelClass
+from labeler.projects.models import LabelClass, LabelSet
 
 
 class Source(models.TextChoices):
@@ -16,8 +16,16 @@ class Source(models.TextChoices):
 
 
 class Annotation(models.Model):
+    """One annotator's answer for one label set of one item: a class (single-choice sets) or a
+    set of tags, possibly empty (multi-label sets). One visit of the labeling page writes one
+    row per set."""
+
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="annotations")
-    label = models.ForeignKey(LabelClass, on_delete=models.CASCADE, related_name="annotations")
+    label_set = models.ForeignKey(LabelSet, on_delete=models.CASCADE, related_name="annotations")
+    label = models.ForeignKey(
+        LabelClass, null=True, blank=True, on_delete=models.CASCADE, related_name="annotations"
+    )
+    tags = models.ManyToManyField(LabelClass, blank=True, related_name="tagged_annotations")
     annotator = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
         related_name="annotations",
@@ -28,13 +36,15 @@ class Annotation(models.Model):
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.MANUAL)
     # Drawn uniformly at random when served: the unbiased sample for accuracy estimates.
     is_audit = models.BooleanField(default=False)
-    # Set by the browser per label; a retried save with the same id never creates a second row.
-    client_id = models.UUIDField(null=True, blank=True, unique=True)
+    # Set by the browser per visit; a retried save with the same id never creates a second row.
+    client_id = models.UUIDField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["item", "annotator"], name="one_label_per_annotator")
+            models.UniqueConstraint(fields=["item", "annotator", "label_set"],
+                                    name="one_label_per_annotator_and_set"),
+            models.UniqueConstraint(fields=["client_id", "label_set"], name="one_row_per_client_id"),
         ]
 
     def __str__(self) -> str:

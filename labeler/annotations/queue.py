@@ -13,10 +13,10 @@ from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from labeler.items.models import Item
+from labeler.items.models import Item, Prediction
 from labeler.projects.models import Project
 
 from .models import Annotation, Skip
@@ -250,14 +250,30 @@ def release_leases(
         return cursor.rowcount
 
 
-def grid_items(project: Project, user: AbstractBaseUser, label_id: int, n: int = 36) -> list[Item]:
-    """Open items the current model puts in `label_id` with the highest confidence, leased to user."""
+def grid_items(
+    project: Project, user: AbstractBaseUser, label_id: int, n: int = 36, *, own_columns: bool = True
+) -> list[Item]:
+    """Open items the current model puts in `label_id` with the highest confidence, leased to user.
+
+    `own_columns`: the class is of the set the items' prediction columns hold; else the set's
+    predictions are read from labeler.items.models.Prediction (other sets, tags)."""
     when = timezone.now()
-    candidates = list(
-        open_items(project, user)
-        .filter(_free_for(user, when), predicted_class_id=label_id)
-        .order_by(F("predicted_confidence").desc(nulls_last=True), "pk")[: n * 2]
-    )
+    if own_columns:
+        candidates = list(
+            open_items(project, user)
+            .filter(_free_for(user, when), predicted_class_id=label_id)
+            .order_by(F("predicted_confidence").desc(nulls_last=True), "pk")[: n * 2]
+        )
+    else:
+        confidence = Prediction.objects.filter(item=OuterRef("pk"), label_id=label_id)
+        candidates = list(
+            open_items(project, user)
+            .filter(_free_for(user, when), Exists(confidence))
+            .annotate(set_confidence=Subquery(confidence.values("confidence")[:1]))
+            .order_by(F("set_confidence").desc(), "pk")[: n * 2]
+        )
+        for item in candidates:  # the tile shows the set's confidence
+            item.predicted_class_id, item.predicted_confidence = label_id, item.set_confidence
     now = connection.ops.adapt_datetimefield_value(when)
     expires = connection.ops.adapt_datetimefield_value(
         when + timedelta(seconds=project.lease_seconds)

@@ -8,21 +8,29 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from labeler.items.models import Item
+from labeler.items.models import Item, Prediction
 from labeler.projects.access import get_project_for
-from labeler.projects.models import LabelClass, Project
+from labeler.projects.label_sets import active_sets, primary_set
+from labeler.projects.models import LabelClass, LabelSet, Project, SetKind
 from labeler.request_input import ID_MAX, clean, clean_json, json_errors
 
+from .answers import resolve_answers
 from .forms import AnnotateForm, GridConfirmForm, GridItemsQuery, NextQuery, SkipForm
 from .queue import grid_items, next_items
-from .services import AnnotationError, confirm_grid, save_annotation, skip_item
+from .services import AnnotationError, confirm_grid, save_annotation, save_answers, skip_item
 
 
 def class_payload(project: Project) -> list[dict]:
+    """The classes of the project's active label sets, in set order then class order."""
     return [
-        {"id": c.pk, "name": c.name, "hotkey": c.hotkey, "color": c.color}
-        for c in project.classes.all()
+        {"id": c.pk, "name": c.name, "hotkey": c.hotkey, "color": c.color, "set": c.label_set_id}
+        for c in project.classes.filter(label_set__removed_at__isnull=True)
+        .order_by("label_set__order", "label_set_id", "order", "id")
     ]
+
+
+def set_payload(project: Project) -> list[dict]:
+    return [{"id": s.pk, "name": s.name, "kind": s.kind} for s in active_sets(project)]
 
 
 def label_page(request: HttpRequest, project_id: int) -> HttpResponse:
@@ -30,6 +38,7 @@ def label_page(request: HttpRequest, project_id: int) -> HttpResponse:
     config = {
         "project": project.pk,
         "classes": class_payload(project),
+        "sets": set_payload(project),
         "nextUrl": reverse("annotations:next", args=[project.pk]),
         "saveUrl": reverse("annotations:annotate", args=[project.pk]),
         "statusUrl": reverse("projects:status", args=[project.pk]),
@@ -44,6 +53,7 @@ def grid_page(request: HttpRequest, project_id: int) -> HttpResponse:
     config = {
         "project": project.pk,
         "classes": class_payload(project),
+        "sets": set_payload(project),
         "itemsUrl": reverse("annotations:grid_items", args=[project.pk]),
         "confirmUrl": reverse("annotations:grid_confirm", args=[project.pk]),
         "labelUrl": reverse("annotations:label", args=[project.pk]),
@@ -62,10 +72,12 @@ def item_and_label(project: Project, item_id: int, label_id: int) -> tuple[Item,
         return None  # the raw query would overflow
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT i.id, i.leased_by_id, i.lease_is_audit FROM {Item._meta.db_table} i"
-            f" WHERE i.id = %s AND i.project_id = %s AND EXISTS (SELECT 1 FROM"
-            f" {LabelClass._meta.db_table} c WHERE c.id = %s AND c.project_id = %s)",
-            [item_id, project.pk, label_id, project.pk],
+            f"SELECT i.id, i.leased_by_id, i.lease_is_audit, c.label_set_id"
+            f" FROM {Item._meta.db_table} i, {LabelClass._meta.db_table} c,"
+            f" {LabelSet._meta.db_table} s WHERE i.id = %s AND i.project_id = %s"
+            " AND c.id = %s AND c.project_id = %s AND s.id = c.label_set_id"
+            " AND s.removed_at IS NULL AND s.kind = %s",  # tags are answered with "labels"
+            [item_id, project.pk, label_id, project.pk, SetKind.SINGLE],
         )
         row = cursor.fetchone()
     if row is None:
@@ -75,11 +87,15 @@ def item_and_label(project: Project, item_id: int, label_id: int) -> tuple[Item,
         [row[0], project.pk, row[1], bool(row[2])],
     )
     item.project = project
-    label = LabelClass.from_db(connection.alias, ["id", "project_id"], [label_id, project.pk])
+    label = LabelClass.from_db(
+        connection.alias, ["id", "project_id", "label_set_id"], [label_id, project.pk, row[3]]
+    )
     return item, label
 
 
-def item_payload(item: Item) -> dict:
+def item_payload(item: Item, predictions: dict[int, list[dict]] | None = None) -> dict:
+    """What the page needs of an item. `suggestion` is the primary set's (the item's columns);
+    `suggestions` the other sets' prediction rows (labeler.items.models.Prediction)."""
     suggestion = None
     if item.predicted_class_id is not None:
         suggestion = {
@@ -93,7 +109,22 @@ def item_payload(item: Item) -> dict:
         "width": item.width,
         "height": item.height,
         "suggestion": suggestion,
+        "suggestions": (predictions or {}).get(item.pk, []),
     }
+
+
+def predictions_of(items: list[Item]) -> dict[int, list[dict]]:
+    """The other sets' predictions of these items: one indexed query."""
+    found: dict[int, list[dict]] = {}
+    if not items:
+        return found
+    for item_id, set_id, label_id, confidence in Prediction.objects.filter(
+        item_id__in=[i.pk for i in items]
+    ).order_by().values_list("item_id", "label_set_id", "label_id", "confidence"):
+        found.setdefault(item_id, []).append(
+            {"set": set_id, "label": label_id, "confidence": round(float(confidence), 4)}
+        )
+    return found
 
 
 @require_GET
@@ -103,7 +134,8 @@ def api_next(request: HttpRequest, project_id: int) -> JsonResponse:
     query = clean(NextQuery, request.GET)
     n = max(1, min(query["n"] or 1, 20))
     items = next_items(project, request.user, n, exclude=query["exclude"])
-    return JsonResponse({"items": [item_payload(i) for i in items]})
+    predictions = predictions_of(items)
+    return JsonResponse({"items": [item_payload(i, predictions) for i in items]})
 
 
 @require_POST
@@ -111,6 +143,10 @@ def api_next(request: HttpRequest, project_id: int) -> JsonResponse:
 def api_annotate(request: HttpRequest, project_id: int) -> JsonResponse:
     project = get_project_for(request.user, project_id)
     body = clean_json(request, AnnotateForm)
+    if body["labels"]:
+        return _annotate_sets(request, project, body)
+    if body["label"] is None:
+        return JsonResponse({"error": "Give a label, or labels for every set."}, status=400)
     found = item_and_label(project, body["item"], body["label"])
     if found is None:
         return JsonResponse({"error": "Unknown item or class for this project."}, status=404)
@@ -127,6 +163,32 @@ def api_annotate(request: HttpRequest, project_id: int) -> JsonResponse:
         {"id": annotation.pk, "item": item.pk, "label": annotation.label_id, "created": created},
         status=201 if created else 200,
     )
+
+
+def _annotate_sets(request: HttpRequest, project: Project, body: dict) -> JsonResponse:
+    """A visit's answers for several label sets at once."""
+    try:
+        found = resolve_answers(project, body["item"], body["labels"])
+        if found is None:
+            return JsonResponse({"error": "Unknown item for this project."}, status=404)
+        item, answers = found
+        rows, created = save_answers(
+            item, answers, request.user,
+            seconds_spent=body["seconds"] or 0.0, client_id=body["client_id"],
+        )
+    except AnnotationError as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    by_set = {a.set_id: a for a in answers}
+    return JsonResponse({
+        "item": item.pk, "created": created,
+        "answers": [
+            {"set": r.label_set_id, "id": r.pk, "label": r.label_id,
+             **({"tags": list(by_set[r.label_set_id].tags)}
+                if by_set.get(r.label_set_id) and by_set[r.label_set_id].tags is not None
+                else {})}
+            for r in rows
+        ],
+    }, status=201 if created else 200)
 
 
 @require_POST
@@ -148,10 +210,15 @@ def api_grid_items(request: HttpRequest, project_id: int) -> JsonResponse:
     query = clean(GridItemsQuery, request.GET)
     label_id = query["label"]
     n = max(1, min(36 if query["n"] is None else query["n"], 48))
-    if not LabelClass.objects.filter(pk=label_id, project=project).exists():
+    set_id = LabelClass.objects.filter(pk=label_id, project=project).values_list(
+        "label_set_id", flat=True).first()
+    if set_id is None:
         return JsonResponse({"error": "Unknown class for this project."}, status=404)
-    items = grid_items(project, request.user, label_id, n)
-    return JsonResponse({"label": label_id, "items": [item_payload(i) for i in items]})
+    primary = primary_set(project)
+    own_columns = primary is not None and primary.pk == set_id
+    items = grid_items(project, request.user, label_id, n, own_columns=own_columns)
+    predictions = predictions_of(items)
+    return JsonResponse({"label": label_id, "items": [item_payload(i, predictions) for i in items]})
 
 
 @require_POST

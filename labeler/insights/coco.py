@@ -7,7 +7,8 @@ image, as classification datasets converted to COCO do: ``bbox`` ``[0, 0, w, h]`
 ``COCOeval(iouType="segm")`` work), ``iscrowd`` 0. Extra per-annotation facts (audit flag, number
 of annotations) sit in ``attributes``, where CVAT's COCO exports keep theirs.
 
-``file_name`` is ``<class folder>/<file>`` for labelled images: the path of the image inside the
+``file_name`` is ``<class folder>/<file>`` for labelled images (bare ``<file>`` with several label
+sets, whose zip has a folder per set; categories then carry their set as supercategory): the path of the image inside the
 "Images by class" zip, so the two exports unpacked side by side resolve. Unlabelled images (only
 with ``unlabeled=True``) are not in that zip: their ``file_name`` is the bare ``<file>`` of the
 CSV export, and every image also carries ``original_name`` (the name it was imported under).
@@ -26,6 +27,7 @@ from labeler.projects.models import Project
 
 from . import services
 from .export_base import CHUNK, Naming, iter_rows, ready_head
+from .set_exports import SetAnswers
 
 #: The one license entry every image points to: labeler does not know the images' terms.
 LICENSE = {"id": 1, "name": "Unknown: see the data's source", "url": ""}
@@ -39,7 +41,11 @@ def _whole_image(w: int, h: int) -> dict:
 
 
 def export_coco(project: Project, *, unlabeled: bool = True) -> Iterator[bytes]:
-    """Images, categories and one whole-image annotation per labelled image."""
+    """Images, categories and one whole-image annotation per labelled image (several label
+    sets: one per class or tag of every set, the set named in ``attributes``)."""
+    sets = SetAnswers(project)
+    set_of = dict(project.classes.values_list("pk", "label_set_id"))
+    set_names = {s.pk: s.name for s in sets.sets}
     now = datetime.now(UTC)
     head = {
         "info": {
@@ -48,8 +54,11 @@ def export_coco(project: Project, *, unlabeled: bool = True) -> Iterator[bytes]:
             "date_created": now.isoformat(),
         },
         "licenses": [LICENSE],
+        # Several label sets: every set's classes, the set as supercategory.
         "categories": [
-            {"id": c.pk, "name": c.name, "supercategory": "none"} for c in project.classes.all()
+            {"id": c.pk, "name": c.name,
+             "supercategory": set_names[c.label_set_id] if sets.several else "none"}
+            for c in project.classes.order_by("label_set__order", "label_set_id", "order", "id")
         ],
     }
     text = json.dumps(head, ensure_ascii=False)
@@ -59,9 +68,10 @@ def export_coco(project: Project, *, unlabeled: bool = True) -> Iterator[bytes]:
     first = True
     for r in iter_rows(project, naming):
         it = r.item
-        if not r.label_id and not unlabeled:
+        if not unlabeled and not (r.label_id or sets.several and it.annotation_count):
             continue
-        file_name = f"{naming.folders[r.label_id]}/{r.file}" if r.label_id else r.file
+        file_name = f"{naming.folders[r.label_id]}/{r.file}" \
+            if r.label_id and not sets.several else r.file
         out.append(("" if first else ",") + json.dumps({
             "id": it.pk, "file_name": file_name, "width": it.width, "height": it.height,
             "license": LICENSE["id"], "date_captured": it.created_at.isoformat(),
@@ -73,18 +83,20 @@ def export_coco(project: Project, *, unlabeled: bool = True) -> Iterator[bytes]:
             out = []
     out.append('], "annotations": [')
     # A second pass over the labelled items only, rather than a list of them kept from the first.
-    labelled = (
-        Item.objects.filter(project=project, current_label__isnull=False).order_by("pk")
-        .values_list("pk", "current_label_id", "width", "height", "has_audit_label",
-                     "annotation_count")
-    )
-    for n, (item_id, label_id, w, h, is_audit, count) in enumerate(
-        labelled.iterator(chunk_size=CHUNK), start=1
-    ):
-        out.append(("," if n > 1 else "") + json.dumps({
-            "id": n, "image_id": item_id, "category_id": label_id, **_whole_image(w, h),
-            "attributes": {"is_audit": is_audit, "n_annotations": count},
-        }))
+    labelled = Item.objects.filter(project=project).order_by("pk").filter(
+        annotation_count__gt=0) if sets.several else Item.objects.filter(
+        project=project, current_label__isnull=False).order_by("pk")
+    n = 0
+    for item_id, label_id, w, h, is_audit, count in labelled.values_list(
+        "pk", "current_label_id", "width", "height", "has_audit_label", "annotation_count"
+    ).iterator(chunk_size=CHUNK):
+        for class_id in [label_id] * bool(label_id) + sets.other_classes(item_id):
+            n += 1
+            out.append(("," if n > 1 else "") + json.dumps({
+                "id": n, "image_id": item_id, "category_id": class_id, **_whole_image(w, h),
+                "attributes": {"is_audit": is_audit, "n_annotations": count, **(
+                    {"label_set": set_names[set_of[class_id]]} if sets.several else {})},
+            }))
         if len(out) >= 500:
             yield "".join(out).encode()
             out = []

@@ -47,11 +47,12 @@ class ItemRow:
     predicted_confidence: float | None
     current_label_id: int | None
     has_audit_label: bool
+    source: str  # the referenced image of a --no-copy item (image_name is empty then)
 
 
 ROW_FIELDS = ("pk", "original_name", "image", "sha256", "width", "height", "created_at",
               "annotation_count", "predicted_class_id", "predicted_confidence",
-              "current_label_id", "has_audit_label")
+              "current_label_id", "has_audit_label", "source")
 
 
 @dataclass(slots=True)

@@ -16,6 +16,11 @@ Formats:
     predictions  CSV with the latest head's probability for every class, for every item
     model        a zip: head.joblib (the current head), classes.json and README.md (inference)
 
+Several label sets (labeler.insights.set_exports): CSV gets a ``label:<set>`` column per set
+beyond the primary one (tags joined by ``|``), JSON a nested ``sets`` list per item, folders a
+``<set>/<class>/`` tree, COCO every set's classes (the set as supercategory); ``predictions`` is
+the primary head's, and ``model`` carries every set's head.
+
 "The label" of an item is the current-label rule of labeler.annotations.current (the one the
 retrain trains on): a lead's label wins, otherwise the majority over annotators, the latest
 label winning ties. It is read from the item's denormalised current-label column as the rows
@@ -25,17 +30,19 @@ stream: no export loads every label first.
 from __future__ import annotations
 
 import json
+import logging
 import zipfile
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from django.conf import settings
 
 from labeler.annotations.current import RULE
 from labeler.annotations.models import Annotation
 from labeler.csv_safety import csv_line
+from labeler.items.sources import ImageUnavailable, local_path, read_image
+from labeler.projects.label_sets import primary_set
 from labeler.projects.models import Project
 from labeler.training.models import ModelVersion
 
@@ -50,6 +57,10 @@ from .export_base import (
     ready_head,
     ready_version,
 )
+from .model_readme import model_readme
+from .set_exports import SetAnswers, tags_of_annotations
+
+logger = logging.getLogger("labeler.export")
 
 FORMATS = {
     "csv": ("text/csv; charset=utf-8", "labels.csv"),
@@ -78,7 +89,8 @@ def _csv_line(values: list) -> bytes:
 
 def export_csv(project: Project) -> Iterator[bytes]:
     naming = Naming(project)
-    yield _csv_line(CSV_COLUMNS)
+    sets = SetAnswers(project)  # "label" is the primary set; a column per other set follows
+    yield _csv_line(CSV_COLUMNS + sets.csv_header())
     lines: list[bytes] = []
     for r in iter_rows(project, naming):
         it = r.item
@@ -88,6 +100,7 @@ def export_csv(project: Project) -> Iterator[bytes]:
             it.annotation_count, int(r.is_audit),
             naming.names.get(it.predicted_class_id, "") if it.predicted_class_id else "",
             "" if it.predicted_confidence is None else f"{it.predicted_confidence:.4f}",
+            *sets.csv_cells(it.pk),
         ]))
         if len(lines) >= 500:
             yield b"".join(lines)
@@ -102,10 +115,13 @@ def _annotations_by_item(project: Project) -> Iterator[tuple[int, list[dict]]]:
         Annotation.objects.filter(item__project=project)
         .order_by("item_id", "created_at")
         .values_list("item_id", "annotator__username", "label_id", "source", "is_audit",
-                     "seconds_spent", "created_at")
+                     "seconds_spent", "created_at", "label_set_id", "pk")
     )
+    tags = tags_of_annotations(project)
     current, batch = None, []
-    for item_id, user, label_id, source, is_audit, seconds, created in qs.iterator(CHUNK):
+    for item_id, user, label_id, source, is_audit, seconds, created, set_id, pk in qs.iterator(
+        CHUNK
+    ):
         if item_id != current:
             if current is not None:
                 yield current, batch
@@ -113,6 +129,7 @@ def _annotations_by_item(project: Project) -> Iterator[tuple[int, list[dict]]]:
         batch.append({
             "annotator": user, "label_id": label_id, "source": source, "is_audit": is_audit,
             "seconds_spent": round(float(seconds or 0.0), 3), "created_at": created.isoformat(),
+            "label_set_id": set_id, **({"tag_ids": tags[pk]} if pk in tags else {}),
         })
     if current is not None:
         yield current, batch
@@ -145,6 +162,9 @@ def export_json(project: Project) -> Iterator[bytes]:
         "classes": classes,
         "model": _version_info(services.latest_version(project)),
     }
+    sets = SetAnswers(project)
+    if sets.several:
+        head["label_sets"] = sets.set_info()
     text = json.dumps(head, ensure_ascii=False)
     yield (text[:-1] + ', "items": [').encode()
     anns = _annotations_by_item(project)
@@ -161,6 +181,8 @@ def export_json(project: Project) -> Iterator[bytes]:
             pending = next(anns, None)
         for a in these:
             a["label"] = naming.names.get(a["label_id"])
+            if "tag_ids" in a:
+                a["tags"] = [naming.names.get(t) for t in a["tag_ids"]]
         obj = {
             "id": it.pk, "file": r.file, "original_name": it.original_name, "sha256": it.sha256,
             "width": it.width, "height": it.height,
@@ -173,6 +195,8 @@ def export_json(project: Project) -> Iterator[bytes]:
                 else round(it.predicted_confidence, 4),
             },
         }
+        if sets.several:
+            obj["sets"] = sets.json_sets(it.pk)
         out.append(("" if first else ",") + json.dumps(obj, ensure_ascii=False))
         first = False
         if len(out) >= 500:
@@ -242,15 +266,31 @@ def zip_stream(entries: Iterable[Entry]) -> Iterator[bytes]:
 
 def export_folders(project: Project) -> Iterator[bytes]:
     naming = Naming(project)
-    media = Path(settings.MEDIA_ROOT)
+    sets = SetAnswers(project)
+
+    def image(r) -> Path | bytes | None:
+        """The item's image: a local file, or the bytes from the bucket or its source URL."""
+        path = local_path(r.item.image_name, r.item.source)
+        if path is not None:
+            return path if path.is_file() else None
+        try:  # in the bucket, or referenced (--no-copy): read one at a time
+            return read_image(r.item.image_name, r.item.source)
+        except ImageUnavailable as exc:
+            logger.warning("export of project %s: %s left out: %s", project.pk, r.file, exc)
+            return None
 
     def entries() -> Iterator[Entry]:
         for r in iter_rows(project, naming):
-            if not r.label_id:
-                continue
-            path = media / r.item.image_name
-            if path.is_file():
-                yield f"{naming.folders[r.label_id]}/{r.file}", path
+            if sets.several:  # <set>/<class>/<file>, every tag's folder in a multi-label set
+                folders = sets.folder_entries(r.item.pk, naming.folders)
+            elif r.label_id:
+                folders = [naming.folders[r.label_id]]
+            else:
+                folders = []
+            data = image(r) if folders else None
+            if data is not None:
+                for folder in folders:
+                    yield f"{folder}/{r.file}", data
         yield "labels.csv", export_csv(project)
 
     yield from zip_stream(entries())
@@ -268,7 +308,8 @@ def export_predictions(project: Project, version_number: int | None = None) -> I
 def _predictions(project: Project, version: ModelVersion, bundle: dict) -> Iterator[bytes]:
     head = bundle["head"]
     head_classes = [int(c) for c in bundle["classes"]]
-    classes = list(project.classes.all())
+    primary = primary_set(project)  # the main head's set (other sets: bundle["sets"])
+    classes = list(project.classes.filter(label_set=primary))
     col_of = {cid: j for j, cid in enumerate(head_classes)}
     names = {c.pk: c.name for c in classes}
     store_ids, matrix = services.store_of(project, bundle.get("backbone")).load()
@@ -312,54 +353,6 @@ def _predictions(project: Project, version: ModelVersion, bundle: dict) -> Itera
         yield flush(batch)
 
 
-README_TEMPLATE = """# {project} — labeler head v{version}
-
-A logistic-regression head trained by labeler on {labels} labels, on top of the frozen
-`{backbone}` backbone. Cross-validated accuracy: {cv}; accuracy on audit items: {audit}.
-
-Files:
-- `head.joblib`: a dict `{{"head": LogisticHead, "backbone": "{backbone}", "classes": [label ids]}}`
-- `classes.json`: label id -> class name
-
-## Inference with the same backbone
-
-Embeddings must come from the same backbone and preprocessing as in training, so use labeler's
-own featurizer (install the labeler repository, e.g. `pip install -e .`; it runs offline):
-
-```python
-import json
-
-import joblib
-import numpy as np
-
-from worker.ml.featurizer import Featurizer
-
-bundle = joblib.load("head.joblib")
-names = json.load(open("classes.json"))          # {{"<label id>": "<class name>"}}
-featurizer = Featurizer(bundle["backbone"])       # "{backbone}"
-paths = ["photo1.jpg", "photo2.jpg"]
-X, errors = featurizer.embed_paths(paths)         # float32 (n, dim); NaN rows = unreadable
-ok = ~np.isnan(X).any(axis=1)
-proba = bundle["head"].predict_proba(X[ok])       # (n_ok, n_classes), columns = bundle["classes"]
-for path, p in zip(np.array(paths)[ok], proba):
-    best = int(p.argmax())
-    print(path, names[str(bundle["classes"][best])], round(float(p[best]), 3))
-```
-"""
-
-
-def model_readme(project: Project, version: ModelVersion) -> str:
-    m = version.metrics or {}
-
-    def pct(x):
-        return "n/a" if x is None else f"{100 * x:.1f} %"
-
-    return README_TEMPLATE.format(
-        project=project.name, version=version.number, labels=version.labels_used,
-        backbone=version.backbone, cv=pct(m.get("cv_accuracy")), audit=pct(m.get("audit_accuracy")),
-    )
-
-
 def export_model(project: Project, version_number: int | None = None) -> Iterator[bytes]:
     version = ready_version(project, version_number)
     path = Path(version.head_file) if version.head_file else None
@@ -371,6 +364,10 @@ def export_model(project: Project, version_number: int | None = None) -> Iterato
         ("classes.json", json.dumps(names, ensure_ascii=False, indent=2).encode()),
         ("README.md", model_readme(project, version).encode()),
     ]
+    sets = SetAnswers(project)
+    if sets.several:  # which head answers which set (the bundle's "sets" hold the others)
+        entries.append(("label_sets.json",
+                        json.dumps(sets.set_info(), ensure_ascii=False, indent=2).encode()))
     return zip_stream(entries)
 
 

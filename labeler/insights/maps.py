@@ -22,7 +22,8 @@ import logging
 import numpy as np
 from django.db.models import Q
 
-from labeler.items.models import Item
+from labeler.annotations.set_labels import labels_per_set
+from labeler.items.models import Item, Prediction
 from labeler.projects.models import Project
 from labeler.training.actions import active_job, is_stale
 from labeler.training.models import Job
@@ -94,16 +95,24 @@ def disagreements(project: Project, labels: dict[int, int]) -> dict | None:
     return {"item": items, "predicted": oof["predicted"], "disagree": disagree, "source": source}
 
 
-def _drawn_rows(project: Project, n_mapped: int) -> tuple[np.ndarray, ...]:
+def _drawn(n_mapped: int, labelled: Q, prefix: str = "") -> Q:
+    """Which items to draw: every item up to MAX_POINTS mapped; beyond, every labelled item
+    plus a uniform sample of the rest (``random_key`` below MAX_POINTS / mapped), so the rows
+    read, the work here and the JSON stay bounded at any pool size."""
+    if n_mapped <= MAX_POINTS:
+        return Q()
+    return Q(**{f"{prefix}random_key__lt": MAX_POINTS / n_mapped}) | labelled
+
+
+def _drawn_rows(project: Project, n_mapped: int, label_set=None) -> tuple[np.ndarray, ...]:
     """(item ids, current label, prediction, confidence) of the items to draw, in id order.
 
-    Every item up to MAX_POINTS mapped; beyond, every labelled item plus a uniform sample of
-    the rest (``random_key`` below MAX_POINTS / mapped), so the rows read, the work here and the
-    JSON stay bounded at any pool size. One query; class ids of 0 mean "none".
-    """
-    qs = Item.objects.filter(project=project)
-    if n_mapped > MAX_POINTS:
-        qs = qs.filter(Q(random_key__lt=MAX_POINTS / n_mapped) | Q(current_label__isnull=False))
+    One query; class ids of 0 mean "none". For a set other than the primary one, "labelled"
+    is "annotated in any set" (its answers are not a column), and its columns come from
+    :func:`_set_columns`."""
+    labelled = (Q(current_label__isnull=False) if label_set is None
+                else Q(annotation_count__gt=0))
+    qs = Item.objects.filter(project=project).filter(_drawn(n_mapped, labelled))
     ids, label, pred, conf = [], [], [], []
     for pk, label_id, pred_id, c in qs.order_by("pk").values_list(
         "pk", "current_label_id", "predicted_class_id", "predicted_confidence"
@@ -112,8 +121,46 @@ def _drawn_rows(project: Project, n_mapped: int) -> tuple[np.ndarray, ...]:
         label.append(label_id or 0)
         pred.append(pred_id or 0)
         conf.append(0.0 if c is None else c)
-    return (np.array(ids, dtype=np.int64), np.array(label, dtype=np.int64),
+    ids_a = np.array(ids, dtype=np.int64)
+    if label_set is not None:
+        return (ids_a, *_set_columns(project, label_set, ids_a, n_mapped))
+    return (ids_a, np.array(label, dtype=np.int64),
             np.array(pred, dtype=np.int64), np.array(conf, dtype=np.float64))
+
+
+def _set_columns(project: Project, label_set, ids: np.ndarray,
+                 n_mapped: int) -> tuple[np.ndarray, ...]:
+    """Another label set's (label, prediction, confidence) of the drawn ``ids``: its current
+    answers (one per labelled item; a multi-label point shows its first tag) and its stored
+    predictions of the drawn items (the most confident tag wins). Two queries at any pool size."""
+    label = np.zeros(len(ids), dtype=np.int64)
+    pred = np.zeros(len(ids), dtype=np.int64)
+    conf = np.zeros(len(ids), dtype=np.float64)
+    if not len(ids):
+        return label, pred, conf
+    answers = labels_per_set(project, only=label_set.pk).get(label_set.pk, {})
+    if answers:
+        items = np.fromiter(answers, dtype=np.int64, count=len(answers))
+        values = np.array([(min(v, default=0) if label_set.multi else v) or 0
+                           for v in answers.values()], dtype=np.int64)
+        _put(ids, items, values, label)
+    rows = np.array(list(Prediction.objects.filter(
+        _drawn(n_mapped, Q(item__annotation_count__gt=0), "item__"),
+        label_set=label_set, label__isnull=False,
+    ).order_by("confidence").values_list("item_id", "label_id", "confidence")
+        .iterator(chunk_size=10000)), dtype=np.float64).reshape(-1, 3)
+    if len(rows):  # sorted by confidence: the most confident tag of an item is written last
+        items = rows[:, 0].astype(np.int64)
+        _put(ids, items, rows[:, 1].astype(np.int64), pred)
+        _put(ids, items, rows[:, 2], conf)
+    return label, pred, conf
+
+
+def _put(ids: np.ndarray, items: np.ndarray, values: np.ndarray, out: np.ndarray) -> None:
+    """out[position of each item in the sorted ``ids``] = value, for the items drawn."""
+    at = np.minimum(np.searchsorted(ids, items), len(ids) - 1)
+    hit = ids[at] == items
+    out[at[hit]] = values[hit]
 
 
 def _class_index(class_ids: np.ndarray, col: dict[int, int]) -> np.ndarray:
@@ -126,8 +173,12 @@ def _class_index(class_ids: np.ndarray, col: dict[int, int]) -> np.ndarray:
     return np.where(inside, lut[np.where(inside, class_ids, 0)], NONE).astype(np.uint8)
 
 
-def map_payload(project: Project) -> dict:
-    """JSON for the map page: status, classes, and the encoded arrays when a map exists."""
+def map_payload(project: Project, label_set=None) -> dict:
+    """JSON for the map page: status, classes, and the encoded arrays when a map exists.
+
+    ``label_set``: a set other than the primary one colours the points by its own labels and
+    predictions (no out-of-fold layer: label errors are the primary set's and per set on its
+    dashboard)."""
     store_ids = services.store_of(project).ids()
     current_fp = fingerprint(store_ids)
     data = read_map(project)
@@ -138,7 +189,8 @@ def map_payload(project: Project) -> dict:
         if data is None and not queued:
             # No worker reachable: a linear map now is better than none.
             data = compute_map(project, method="pca")
-    classes = services.classes_of(project)
+    classes = (services.classes_of(project) if label_set is None
+               else list(label_set.classes.all()))
     payload: dict = {
         "status": "ready" if not stale else ("computing" if queued else "stale"),
         "classes": [{"id": c.pk, "name": c.name, "color": c.color} for c in classes],
@@ -151,7 +203,7 @@ def map_payload(project: Project) -> dict:
         return payload
     map_ids, map_xy = data["ids"], data["xy"]
     col = {c.pk: j for j, c in enumerate(classes)}
-    ids, label_ids, pred_ids, confidence = _drawn_rows(project, len(map_ids))
+    ids, label_ids, pred_ids, confidence = _drawn_rows(project, len(map_ids), label_set)
     pos = np.minimum(np.searchsorted(map_ids, ids), max(len(map_ids) - 1, 0))
     found = map_ids[pos] == ids if len(map_ids) else np.zeros(len(ids), dtype=bool)
     ids, pos = ids[found], pos[found]
@@ -166,7 +218,9 @@ def map_payload(project: Project) -> dict:
     disagree = np.zeros(n, dtype=np.uint8)
     labels = {int(i): int(c) for i, c in zip(ids[label_ids > 0].tolist(),
                                              label_ids[label_ids > 0].tolist(), strict=True)}
-    found_oof = disagreements(project, labels)
+    found_oof = disagreements(project, labels) if label_set is None else None
+    if label_set is not None:
+        payload["label_set"] = label_set.name
     if found_oof is not None and n:
         at = np.minimum(np.searchsorted(ids, found_oof["item"]), n - 1)
         hit = ids[at] == found_oof["item"]

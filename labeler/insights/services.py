@@ -14,11 +14,15 @@ from django.db.models import Count, Q
 
 from labeler.annotations.current import current_labels, leads
 from labeler.annotations.models import Annotation, Source
+from labeler.annotations.set_labels import labels_per_set
 from labeler.items.models import Item
+from labeler.projects.label_sets import primary_set
 from labeler.projects.models import LabelClass, Project
 from labeler.training.models import ModelVersion
 from labeler.training.stores import store_for
 from worker.ml.embedding_store import EmbeddingStore
+
+from .set_exports import SetAnswers
 
 logger = logging.getLogger("labeler.insights")
 
@@ -100,11 +104,13 @@ def pool_counts(project: Project) -> dict:
             "distribution": distribution}
 
 
-def evaluation(project: Project, version: ModelVersion | None) -> dict | None:
-    """Confusion matrices and per-class scores of a version, with class names; None if absent."""
+def evaluation(project: Project, version: ModelVersion | None,
+               metrics: dict | None = None) -> dict | None:
+    """Confusion matrices and per-class scores of a version, with class names; None if absent.
+    ``metrics``: another label set's metrics of the version (labeler.insights.set_views)."""
     if version is None:
         return None
-    m = version.metrics or {}
+    m = metrics if metrics is not None else (version.metrics or {})
     class_ids = m.get("eval_classes")
     if not class_ids or not m.get("cv_report"):
         return None
@@ -293,18 +299,24 @@ def compute_evaluation(project: Project, *, with_oof: bool = False) -> dict | No
                            with_oof=with_oof)
 
 
-def label_issues(project: Project, *, include_reviewed: bool = False) -> dict:
+def label_issues(project: Project, *, include_reviewed: bool = False, label_set=None) -> dict:
     """Likely label errors of the latest version (or computed now when it stored none).
 
     Each issue says what the label was when it was flagged and what it is now; items a lead
     labelled after the evaluation (a relabel or a "keep") count as reviewed and are hidden
-    unless ``include_reviewed``.
+    unless ``include_reviewed``. ``label_set``: another single-choice set than the primary one
+    (its head's issues, stored with the version; never computed on demand).
     """
     version = latest_version(project)
     metrics = (version.metrics or {}) if version else {}
+    if label_set is not None:
+        metrics = (metrics.get("sets") or {}).get(str(label_set.pk)) or {}
     source = "version"
     result = metrics if "label_issues" in metrics else None
     evaluated_at = version.finished_at if version else None
+    if result is None and label_set is not None:
+        return {"version": version, "issues": [], "flagged": 0, "source": "missing",
+                "evaluated_at": None}
     if result is None:
         if labelled_count(project) > MAX_LABELS_ON_DEMAND:
             return {"version": version, "issues": [], "flagged": 0, "source": "missing",
@@ -313,17 +325,21 @@ def label_issues(project: Project, *, include_reviewed: bool = False) -> dict:
         source = "computed"
         evaluated_at = None
     raw = result.get("label_issues", [])
-    classes = {c.pk: c for c in classes_of(project)}
+    classes = {c.pk: c for c in (classes_of(project) if label_set is None
+                                 else label_set.classes.all())}
     item_ids = [r["item"] for r in raw]
-    # Only the flagged items, with their denormalised current label (no scan of all labels).
+    # Only the flagged items, with their denormalised current label (no scan of all labels);
+    # another set's current answers of those items only.
     items = Item.objects.filter(project=project).in_bulk(item_ids)
+    answers = None if label_set is None else labels_per_set(
+        project, only=label_set.pk, items=item_ids).get(label_set.pk, {})
     reviewed = reviewed_since(project, item_ids, evaluated_at)
     issues = []
     for rank, r in enumerate(raw, start=1):
         item = items.get(r["item"])
         if item is None:
             continue
-        now = item.current_label_id
+        now = item.current_label_id if answers is None else answers.get(item.pk)
         done = item.pk in reviewed or now != r["given"]
         if done and not include_reviewed:
             continue
@@ -354,7 +370,8 @@ def label_issues(project: Project, *, include_reviewed: bool = False) -> dict:
 def item_details(project: Project, item: Item) -> dict:
     """Annotations, current label and the latest head's probabilities for one item."""
     annotations = list(
-        Annotation.objects.filter(item=item).select_related("annotator", "label")
+        Annotation.objects.filter(item=item).select_related("annotator", "label", "label_set")
+        .prefetch_related("tags")
         .order_by("created_at")
     )
     classes = classes_of(project)
@@ -375,8 +392,20 @@ def item_details(project: Project, item: Item) -> dict:
                      for cid, pv in zip(bundle["classes"], p, strict=True) if int(cid) in by_id),
                     key=lambda r: -r["p"],
                 )
+    sets = []
+    if project.label_sets.count() > 1:  # every set's current answer (the item inspector)
+        answers = SetAnswers(project, items=[item.pk])
+        sets = [{"name": e["set"], "kind": e["kind"], "removed": e["removed"],
+                 "answer": ", ".join(e["tags"]) if e["kind"] == "multi" and e["tags"] is not None
+                 else (e.get("label") or ("no tags" if e["kind"] == "multi" and e["tags"] == []
+                                           else None))}
+                for e in answers.json_sets(item.pk)]
+        primary = {c.pk for c in primary_set(project).classes.all()} if primary_set(project) \
+            else set()
+        classes = [c for c in classes if c.pk in primary]  # relabel: the primary set
     return {
         "annotations": annotations,
+        "sets": sets,
         "current": by_id.get(item.current_label_id),
         "is_audit": item.has_audit_label,
         "proba": proba,

@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import IO
 
 from django.conf import settings
 from PIL import Image, ImageOps
 
 from labeler.items.models import Item
+from labeler.items.sources import local_path, open_image
 
 SIZE = 256
 QUALITY = 82
@@ -24,7 +26,7 @@ def thumb_path(item: Item) -> Path:
             / f"{item.sha256}.jpg")
 
 
-def make_thumb(source: Path, target: Path, size: int = SIZE) -> Path:
+def make_thumb(source: Path | IO[bytes], target: Path, size: int = SIZE) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     with Image.open(source) as img:
         img.draft("RGB", (size, size))  # JPEG: decode at reduced scale (cheap)
@@ -49,7 +51,10 @@ def thumbnail_for(item: Item) -> Path:
     target = thumb_path(item)
     if target.is_file():
         return target
-    source = Path(settings.MEDIA_ROOT) / item.image.name
+    source = local_path(item.image.name, item.source)
+    if source is None:  # in the bucket or referenced (--no-copy): ImageUnavailable if missing
+        with open_image(item.image.name, item.source) as handle:
+            return make_thumb(handle, target)
     if not source.is_file():
         raise FileNotFoundError(source)
     return make_thumb(source, target)

@@ -20,14 +20,16 @@ from django.views.decorators.http import require_GET, require_POST
 
 from labeler.annotations.forms import RelabelForm
 from labeler.annotations.services import AnnotationError, save_annotation
+from labeler.annotations.set_labels import labels_per_set
 from labeler.annotations.views import item_and_label
 from labeler.items.models import Item
 from labeler.projects.access import get_project_for
+from labeler.projects.label_sets import primary_set
 from labeler.projects.models import LabelClass
 from labeler.request_input import clean_json, json_errors
 from labeler.training.checks import check_context
 
-from . import curves, exports, maps, neighbours, services, thumbs
+from . import curves, exports, maps, neighbours, services, set_views, thumbs
 
 
 def _export_links(project) -> list[dict]:
@@ -47,6 +49,12 @@ def _export_links(project) -> list[dict]:
 
 def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
     project = get_project_for(request.user, project_id, lead=True)
+    try:
+        label_set = set_views.chosen_set(request, project)
+    except ValueError as exc:
+        return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
+    if label_set is not None:
+        return set_views.set_dashboard(request, project, label_set)
     counts = services.pool_counts(project)
     version = services.latest_version(project)
     curve = curves.learning_curve(project)
@@ -81,6 +89,7 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
         "exports": _export_links(project),
         "readme": exports.model_readme(project, version) if version else None,
         "chart_data": chart_data,
+        "sets_nav": set_views.set_nav(project, None),
         **check_context(project),
         "check_next": "dashboard",
     }
@@ -89,13 +98,22 @@ def dashboard(request: HttpRequest, project_id: int) -> HttpResponse:
 
 def label_errors(request: HttpRequest, project_id: int) -> HttpResponse:
     project = get_project_for(request.user, project_id, lead=True)
+    try:
+        label_set = set_views.chosen_set(request, project)
+    except ValueError as exc:
+        return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
+    if label_set is not None and label_set.multi:
+        return HttpResponse("Label errors are found in single-choice sets; a multi-label set's "
+                            "per-tag scores are on its dashboard.", status=400,
+                            content_type="text/plain; charset=utf-8")
     show_all = request.GET.get("all") == "1"
-    classes = services.classes_of(project)
+    classes = services.classes_of(project) if label_set is None else list(
+        label_set.classes.all())
     given = request.GET.get("given", "")
     if given and given not in {str(c.pk) for c in classes}:
         return HttpResponse("given must be the id of one of this project's classes.", status=400,
                             content_type="text/plain; charset=utf-8")
-    result = services.label_issues(project, include_reviewed=show_all)
+    result = services.label_issues(project, include_reviewed=show_all, label_set=label_set)
     if given:  # only the labels given as this class
         result["issues"] = [r for r in result["issues"] if r["given"] and str(r["given"].pk) == given]
     return render(request, "insights/label_errors.html", {
@@ -105,25 +123,39 @@ def label_errors(request: HttpRequest, project_id: int) -> HttpResponse:
         "given": given,
         "result": result,
         "show_all": show_all,
+        "set_query": f"&set={label_set.pk}" if label_set else "",
+        "sets_nav": set_views.set_nav(
+            project, label_set, reverse("insights:label_errors", args=[project.pk])),
         "relabel_url": reverse("insights:relabel", args=[project.pk, 0]).replace("/0/", "/{id}/"),
     })
 
 
 def embedding_map(request: HttpRequest, project_id: int) -> HttpResponse:
     project = get_project_for(request.user, project_id, lead=True)
+    try:
+        label_set = set_views.chosen_set(request, project)
+    except ValueError as exc:
+        return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
+    data_url = reverse("insights:map_data", args=[project.pk])
     config = {
-        "dataUrl": reverse("insights:map_data", args=[project.pk]),
+        "dataUrl": data_url + (f"?set={label_set.pk}" if label_set else ""),
         "thumbUrl": reverse("insights:thumb", args=[0]).replace("/0/", "/{id}/"),
         "itemUrl": reverse("insights:item", args=[project.pk, 0]).replace("/0/", "/{id}/"),
     }
-    context = {"tab": "map", "project": project, "config": config}
+    context = {"tab": "map", "project": project, "config": config,
+               "sets_nav": set_views.set_nav(project, label_set,
+                                             reverse("insights:map", args=[project.pk]))}
     return render(request, "insights/map.html", context)
 
 
 @require_GET
 def map_data(request: HttpRequest, project_id: int) -> JsonResponse:
     project = get_project_for(request.user, project_id, lead=True)
-    return JsonResponse(maps.map_payload(project))
+    try:
+        label_set = set_views.chosen_set(request, project)
+    except ValueError as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    return JsonResponse(maps.map_payload(project, label_set))
 
 
 def item_detail(request: HttpRequest, project_id: int, item_id: int) -> HttpResponse:
@@ -153,8 +185,14 @@ def relabel(request: HttpRequest, project_id: int, item_id: int) -> JsonResponse
         annotation, created = save_annotation(item, label, request.user)
     except AnnotationError as exc:
         return JsonResponse({"error": str(exc)}, status=400)
-    # save_annotation refreshed the item's denormalised current label (the retrain's rule).
-    current = Item.objects.filter(pk=item.pk).values_list("current_label_id", flat=True).first()
+    primary = primary_set(project)
+    if primary is not None and label.label_set_id != primary.pk:  # another set's relabel
+        current = labels_per_set(project, only=label.label_set_id, items=[item.pk]).get(
+            label.label_set_id, {}).get(item.pk)
+    else:
+        # save_annotation refreshed the item's denormalised current label (the retrain's rule).
+        current = Item.objects.filter(pk=item.pk).values_list("current_label_id",
+                                                              flat=True).first()
     payload = {"item": item.pk, "label": label.pk, "current": current, "created": created}
     if current != label.pk:
         name = LabelClass.objects.filter(pk=current).values_list("name", flat=True).first()
@@ -193,7 +231,8 @@ def export(request: HttpRequest, project_id: int, fmt: str) -> HttpResponse:
 
 @require_GET
 def thumb(request: HttpRequest, item_id: int) -> FileResponse:
-    item = get_object_or_404(Item.objects.only("project_id", "image", "sha256"), pk=item_id)
+    item = get_object_or_404(Item.objects.only("project_id", "image", "source", "sha256"),
+                             pk=item_id)
     get_project_for(request.user, item.project_id)
     try:
         path = thumbs.thumbnail_for(item)

@@ -35,18 +35,58 @@ class ImportReport:
     duplicates: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     labeled: int = 0
+    # Files that are not images by name (a bucket's other objects): counted, a few named.
+    not_images: int = 0
+    not_image_names: list[str] = field(default_factory=list)
+
+    # Streamed imports (a bucket, a CSV) keep only the first ids and names (trim): the rest
+    # are counted here, so a million-object import reports exact counts in bounded memory.
+    more_created: int = 0
+    more_duplicates: int = 0
+    more_errors: int = 0
+
+    def skip_not_image(self, name: str) -> None:
+        self.not_images += 1
+        if len(self.not_image_names) < 100:
+            self.not_image_names.append(name)
+
+    def trim(self, keep: int) -> None:
+        """Keep the first `keep` created ids, duplicate names and errors; count the rest."""
+        if len(self.created) > keep:
+            self.more_created += len(self.created) - keep
+            del self.created[keep:]
+        if len(self.duplicates) > keep:
+            self.more_duplicates += len(self.duplicates) - keep
+            del self.duplicates[keep:]
+        for name in list(self.errors)[keep:]:
+            del self.errors[name]
+            self.more_errors += 1
+
+    @property
+    def n_created(self) -> int:
+        return len(self.created) + self.more_created
+
+    @property
+    def n_duplicates(self) -> int:
+        return len(self.duplicates) + self.more_duplicates
+
+    @property
+    def n_errors(self) -> int:
+        return len(self.errors) + self.more_errors
 
     def summary(self) -> str:
-        parts = [f"{len(self.created)} imported"]
+        parts = [f"{self.n_created} imported"]
         if self.labeled:
             parts.append(f"{self.labeled} with labels")
-        parts.append(f"{len(self.duplicates)} duplicates skipped")
-        parts.append(f"{len(self.errors)} errors")
+        parts.append(f"{self.n_duplicates} duplicates skipped")
+        if self.not_images:
+            parts.append(f"{self.not_images} non-images skipped")
+        parts.append(f"{self.n_errors} errors")
         return ", ".join(parts)
 
     def to_dict(self) -> dict:
         return {
-            "created": len(self.created),
+            "created": self.n_created,
             "labeled": self.labeled,
             "duplicates": self.duplicates,
             "errors": self.errors,
@@ -60,33 +100,39 @@ class Importer:
         self.project = project
         self.user = user
         self.report = ImportReport()
-        self._seen = set(project.items.values_list("sha256", flat=True))
         self.written: list[str] = []  # files stored by this import, removed if it rolls back
         self._classes = {c.name: c for c in project.classes.all()}
 
-    def add(self, name: str, data: bytes, *, label: str | None = None) -> Item | None:
-        """Import one image. Returns the new Item, or None when skipped (duplicate or error)."""
+    def add(self, name: str, data: bytes, *, label: str | None = None,
+            source: str = "") -> Item | None:
+        """Import one image. Returns the new Item, or None when skipped (duplicate or error).
+        With `source` (s3://bucket/key or an http(s) URL) the item references the image there
+        instead of storing a copy (--no-copy); `data` is still checked and hashed."""
         try:
             info = check_image(data, name)
         except InvalidUpload as exc:
             self.report.errors[name] = str(exc)
             return None
         digest = hashlib.sha256(data).hexdigest()
-        if digest in self._seen:
+        # One indexed lookup (project, sha256) per image instead of every hash of the project in
+        # memory: an import into a million-item project stays small. Rows this import added
+        # earlier are visible too (same transaction, or committed blocks).
+        if Item.objects.filter(project=self.project, sha256=digest).exists():
             self.report.duplicates.append(name)
             return None
-        self._seen.add(digest)
         item = Item(
             project=self.project,
             original_name=name[-300:],
             sha256=digest,
             width=info.width,
             height=info.height,
+            source=source,
         )
-        # The stored name's extension is the decoded format's, never the client's: a JPEG named
-        # evil.html is stored (and served) as a JPEG.
-        item.image.save(f"image.{info.type.extension}", ContentFile(data), save=False)
-        self.written.append(item.image.name)
+        if not source:
+            # The stored name's extension is the decoded format's, never the client's: a JPEG
+            # named evil.html is stored (and served) as a JPEG.
+            item.image.save(f"image.{info.type.extension}", ContentFile(data), save=False)
+            self.written.append(item.image.name)
         item.save()
         self.report.created.append(item.pk)
         if label:
@@ -139,7 +185,7 @@ class Importer:
 
     def finish(self) -> ImportReport:
         """Queue embedding of the new items (after commit, so the worker sees them)."""
-        if self.report.created:
+        if self.report.n_created:
             project = self.project
             transaction.on_commit(lambda: request_embedding(project))
             if self.report.labeled:
@@ -206,21 +252,30 @@ def import_uploads(
         return importer.finish()
 
 
+def add_from_url(importer: Importer, url: str, *, label: str | None = None,
+                 no_copy: bool = False) -> Item | None:
+    """Fetch one URL (never from a private address, redirects included: labeler.net_safety)
+    and import the image; with no_copy the item keeps referencing the URL."""
+    try:
+        got = fetch(url, max_bytes=settings.LABELER_MAX_IMAGE_BYTES)
+    except (UnsafeURL, FetchError) as exc:
+        importer.report.errors[url] = str(exc)
+        return None
+    if got.status != 200:
+        importer.report.errors[url] = f"the server answered HTTP {got.status}"
+        return None
+    name = urlsplit(got.url).path.rsplit("/", 1)[-1] or "image"
+    return importer.add(f"{urlsplit(got.url).hostname}/{name}", got.body, label=label,
+                        source=url if no_copy else "")
+
+
 def import_urls(
-    project: Project, urls: Iterable[str], *, user: AbstractBaseUser | None = None
+    project: Project, urls: Iterable[str], *, user: AbstractBaseUser | None = None,
+    no_copy: bool = False,
 ) -> ImportReport:
-    """Fetch each URL (never from a private address: labeler.net_safety) and import the image."""
+    """Fetch each URL and import the image (the API's import by URL)."""
     importer = Importer(project, user=user)
     with importer.atomic():
         for url in urls:
-            try:
-                got = fetch(url, max_bytes=settings.LABELER_MAX_IMAGE_BYTES)
-            except (UnsafeURL, FetchError) as exc:
-                importer.report.errors[url] = str(exc)
-                continue
-            if got.status != 200:
-                importer.report.errors[url] = f"the server answered HTTP {got.status}"
-                continue
-            name = urlsplit(got.url).path.rsplit("/", 1)[-1] or "image"
-            importer.add(f"{urlsplit(got.url).hostname}/{name}", got.body)
+            add_from_url(importer, url, no_copy=no_copy)
         return importer.finish()

@@ -25,7 +25,11 @@ def item_upload_to(instance: Item, filename: str) -> str:
 
 class Item(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
-    image = models.FileField(upload_to=item_upload_to, max_length=300)
+    # The stored copy of the image; empty for an item that references its source (below).
+    image = models.FileField(upload_to=item_upload_to, max_length=300, blank=True)
+    # Imported with --no-copy: the image stays where it was (s3://bucket/key or an https URL)
+    # and is read from there (labeler.items.sources); deleting the item never deletes it.
+    source = models.CharField(max_length=2000, blank=True, editable=False)
     original_name = models.CharField(max_length=300)
     sha256 = models.CharField(max_length=64)
     width = models.PositiveIntegerField()
@@ -87,3 +91,30 @@ class Item(models.Model):
 
     def __str__(self) -> str:
         return self.original_name
+
+
+class Prediction(models.Model):
+    """The current model's answer for one item in one label set other than the one the item's own
+    columns (predicted_class, predicted_confidence) hold: the labeling page's suggestion and grid
+    mode for every set. Single-choice sets: one row (the top class). Multi-label sets: one row per
+    tag the model predicts (probability >= 0.5), or one row with no class when it predicts none.
+    Rewritten by every retrain."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="predictions")
+    label_set = models.ForeignKey(
+        "projects.LabelSet", on_delete=models.CASCADE, related_name="predictions"
+    )
+    label = models.ForeignKey(
+        LabelClass, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    confidence = models.FloatField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["item", "label_set"], name="prediction_item_set"),
+            # Grid mode: a set's most confident items of one class.
+            models.Index(fields=["label_set", "label", "confidence"], name="prediction_set_conf"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item_id}: {self.label_id} ({self.confidence:.2f})"

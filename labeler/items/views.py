@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET
 from labeler.projects.access import get_project_for
 
 from .models import Item
+from .sources import ImageUnavailable, open_image
 from .validation import detect_type
 
 
@@ -20,16 +21,17 @@ def item_image(request: HttpRequest, item_id: int) -> FileResponse:
     HTML appended) are so served as the image they are; anything that is not one of the
     imported image formats is refused rather than served as something a browser may run.
     """
-    item = get_object_or_404(Item.objects.only("project_id", "image"), pk=item_id)
+    item = get_object_or_404(Item.objects.only("project_id", "image", "source"), pk=item_id)
     get_project_for(request.user, item.project_id)
     return image_response(item)
 
 
 def image_response(item: Item) -> FileResponse:
-    """The item's image typed by its content (the pages and the API serve it alike)."""
+    """The item's image typed by its content (the pages and the API serve it alike), streamed
+    from wherever it lives (labeler.items.sources): the browser never gets a bucket URL."""
     try:
-        handle = item.image.open("rb")
-    except FileNotFoundError as exc:
+        handle = open_image(item.image.name, item.source)
+    except ImageUnavailable as exc:
         raise Http404("Image file missing.") from exc
     kind = detect_type(handle)
     if kind is None:

@@ -2,7 +2,7 @@ from django import forms
 
 from labeler.request_input import BoundedIntField, CommaIdsField, IdField, NumberField, TextField
 
-from .models import HOTKEY_ORDER, LabelClass, Project, Role
+from .models import HOTKEY_ORDER, LabelClass, LabelSet, Project, Role, SetKind
 
 
 class ProjectForm(forms.ModelForm):
@@ -54,6 +54,34 @@ class BackboneForm(forms.Form):
 
 class ClassNameForm(forms.Form):
     name = TextField(required=False, max_length=LabelClass._meta.get_field("name").max_length)
+    label_set = IdField(required=False)
+
+
+class AddSetForm(forms.Form):
+    name = TextField(max_length=LabelSet._meta.get_field("name").max_length)
+    kind = forms.ChoiceField(choices=SetKind.choices,
+                             error_messages={"invalid_choice": "A label set is single or multi."})
+    classes = TextField(required=False, max_length=20_000)
+
+
+class EditSetForm(forms.Form):
+    label_set = IdField()
+    name = TextField(max_length=LabelSet._meta.get_field("name").max_length)
+
+
+class SetForm(forms.Form):
+    label_set = IdField()
+
+
+class MoveSetForm(SetForm):
+    direction = forms.ChoiceField(choices=[("up", "up"), ("down", "down")],
+                                  error_messages={"invalid_choice": "Move a set up or down."})
+
+
+class DeleteSetForm(SetForm):
+    confirm = forms.BooleanField(error_messages={
+        "required": "Tick the box to confirm: the set's annotations are deleted for good."
+    })
 
 
 class EditClassForm(ClassNameForm):

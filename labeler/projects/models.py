@@ -74,8 +74,42 @@ class Project(models.Model):
         return self._switch().get("weights", "")
 
 
+class SetKind(models.TextChoices):
+    SINGLE = "single", "Single choice"
+    MULTI = "multi", "Multi-label"
+
+
+class LabelSet(models.Model):
+    """One question asked of every image: single-choice (exactly one class) or multi-label (any
+    number of tags, none included). A project has one or more; they share the embeddings."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="label_sets")
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=8, choices=SetKind.choices, default=SetKind.SINGLE)
+    order = models.PositiveIntegerField(default=0)
+    # Removed by a lead: hidden from labeling and learning, its annotations still exported,
+    # until the lead confirms the deletion (labeler.projects.label_sets.delete_set).
+    removed_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["project", "order", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="unique_set_name_per_project")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def multi(self) -> bool:
+        return self.kind == SetKind.MULTI
+
+
 class LabelClass(models.Model):
+    # project is the set's project, kept on the class so that "a class of this project" stays
+    # one indexed lookup on the annotators' hot path.
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="classes")
+    label_set = models.ForeignKey(LabelSet, on_delete=models.CASCADE, related_name="classes")
     name = models.CharField(max_length=100)
     hotkey = models.CharField(max_length=1, blank=True)
     order = models.PositiveIntegerField(default=0)
@@ -86,7 +120,7 @@ class LabelClass(models.Model):
         verbose_name = "label class"
         verbose_name_plural = "label classes"
         constraints = [
-            models.UniqueConstraint(fields=["project", "name"], name="unique_class_name_per_project")
+            models.UniqueConstraint(fields=["label_set", "name"], name="unique_class_name_per_set")
         ]
 
     def __str__(self) -> str:

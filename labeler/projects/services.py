@@ -12,7 +12,16 @@ from django.db import IntegrityError, transaction
 
 from labeler.training.services import cancel_switch, request_retrain, request_switch
 
-from .models import CLASS_COLORS, HOTKEY_ORDER, LabelClass, Membership, Project, Role
+from .models import (
+    CLASS_COLORS,
+    HOTKEY_ORDER,
+    LabelClass,
+    LabelSet,
+    Membership,
+    Project,
+    Role,
+    SetKind,
+)
 
 
 @transaction.atomic
@@ -30,8 +39,9 @@ def create_project(
     if len(names) > len(HOTKEY_ORDER):
         raise ValueError(f"At most {len(HOTKEY_ORDER)} classes have hotkeys.")
     project = Project.objects.create(name=name, created_by=lead, **fields)
+    label_set = LabelSet.objects.create(project=project, name="Class", kind=SetKind.SINGLE)
     for i, class_name in enumerate(names):
-        add_class(project, class_name, order=i)
+        add_class(project, class_name, order=i, label_set=label_set)
     if lead is not None:
         set_member(project, lead, Role.LEAD)
     return project
@@ -49,16 +59,34 @@ def _validated(label: LabelClass) -> LabelClass:
     return label
 
 
-def add_class(project: Project, name: str, *, order: int | None = None) -> LabelClass:
-    existing = list(project.classes.all())
+def add_class(
+    project: Project, name: str, *, order: int | None = None, label_set: LabelSet | None = None
+) -> LabelClass:
+    """A class (a tag, in a multi-label set) of `label_set` (default: the first set). Its hotkey
+    is the first one no class of the project uses yet (digits first in the first set, letters
+    first in the others), so that a key answers one set without ambiguity."""
+    from .label_sets import primary_set
+
+    label_set = label_set or primary_set(project)
+    if label_set is None or label_set.project_id != project.pk:
+        raise ValueError("Add a label set first.")
+    in_project = list(project.classes.all())
+    existing = [c for c in in_project if c.label_set_id == label_set.pk]
     if any(c.name == name for c in existing):
         raise ValueError(f"There is already a class named {name!r}.")
     if order is None:
         order = len(existing)
-    used = {c.hotkey for c in existing}
-    hotkey = next((k for k in HOTKEY_ORDER if k not in used), "")
+    used = {c.hotkey for c in in_project}
+    # Digits answer the first set, letters the next ones (then whatever is left).
+    later = LabelSet.objects.filter(project=project, order__lt=label_set.order).exists()
+    keys = HOTKEY_ORDER[10:] + HOTKEY_ORDER[:10] if later else HOTKEY_ORDER
+    in_set = {c.hotkey for c in existing}
+    # Every key taken: one the set has not (the set in focus wins a shared key).
+    hotkey = next((k for k in keys if k not in used), "") or next(
+        (k for k in keys if k not in in_set), "")
     color = CLASS_COLORS[len(existing) % len(CLASS_COLORS)]
-    label = LabelClass(project=project, name=name, order=order, hotkey=hotkey, color=color)
+    label = LabelClass(project=project, label_set=label_set, name=name, order=order,
+                       hotkey=hotkey, color=color)
     _validated(label)
     try:
         with transaction.atomic():
@@ -186,7 +214,9 @@ def rename_class(label: LabelClass, name: str) -> LabelClass:
     name = name.strip()
     if not name:
         raise ValueError("A class needs a name.")
-    if LabelClass.objects.filter(project=label.project_id, name=name).exclude(pk=label.pk).exists():
+    if LabelClass.objects.filter(label_set=label.label_set_id, name=name).exclude(
+        pk=label.pk
+    ).exists():
         raise ValueError(f"There is already a class named {name!r}.")
     label.name = name
     _validated(label).save(update_fields=["name"])
@@ -199,7 +229,8 @@ def set_hotkey(label: LabelClass, key: str) -> LabelClass:
         raise ValueError("A hotkey is one letter or digit.")
     if key in RESERVED_KEYS:
         raise ValueError(f"{key!r} is a labeling command (s skip, z undo, ? help).")
-    if key and LabelClass.objects.filter(project=label.project_id, hotkey=key).exclude(
+    # One key per class within a set; the same key in two sets answers the set in focus.
+    if key and LabelClass.objects.filter(label_set=label.label_set_id, hotkey=key).exclude(
         pk=label.pk
     ).exists():
         raise ValueError(f"Hotkey {key!r} is already used by another class.")
@@ -210,9 +241,12 @@ def set_hotkey(label: LabelClass, key: str) -> LabelClass:
 
 @transaction.atomic
 def reorder_classes(project: Project, ordered_ids: Sequence[int]) -> None:
-    classes = {c.pk: c for c in project.classes.all()}
-    if sorted(ordered_ids) != sorted(classes):
-        raise ValueError("The new order must list every class of the project once.")
+    """New order of one set's classes (the set of the first id listed)."""
+    first = project.classes.filter(pk__in=list(ordered_ids)[:1]).first()
+    classes = {c.pk: c for c in project.classes.filter(label_set=first.label_set_id)} if first \
+        else {}
+    if not classes or sorted(ordered_ids) != sorted(classes):
+        raise ValueError("The new order must list every class of the set once.")
     for position, pk in enumerate(ordered_ids):
         LabelClass.objects.filter(pk=pk).update(order=position)
 
@@ -222,7 +256,7 @@ def move_class(label: LabelClass, direction: str) -> None:
     """Swap a class with its neighbour above ("up") or below ("down"); renumbers the order."""
     if direction not in ("up", "down"):
         raise ValueError("Move a class up or down.")
-    ordered = list(LabelClass.objects.filter(project_id=label.project_id)
+    ordered = list(LabelClass.objects.filter(label_set_id=label.label_set_id)
                    .order_by("order", "pk").values_list("pk", flat=True))
     i = ordered.index(label.pk)
     j = i - 1 if direction == "up" else i + 1
@@ -239,12 +273,20 @@ def merge_classes(source: LabelClass, target: LabelClass) -> int:
     from labeler.annotations.models import Annotation
     from labeler.items.models import Item
 
-    if source.project_id != target.project_id or source.pk == target.pk:
-        raise ValueError("Merge two different classes of the same project.")
+    if source.label_set_id != target.label_set_id or source.pk == target.pk:
+        raise ValueError("Merge two different classes of the same label set.")
     from labeler.annotations.current import refresh_items
 
     touched = list(Annotation.objects.filter(label=source).values_list("item_id", flat=True))
     moved = Annotation.objects.filter(label=source).update(label=target)
+    # Multi-label sets: the source tag becomes the target tag (once per annotation).
+    through = Annotation.tags.through
+    tagged = through.objects.filter(labelclass=source)
+    both = through.objects.filter(labelclass=target).values("annotation_id")
+    touched += list(tagged.values_list("annotation__item_id", flat=True))
+    moved += tagged.count()
+    tagged.filter(annotation_id__in=both).delete()
+    tagged.update(labelclass=target)
     Item.objects.filter(predicted_class=source).update(predicted_class=target)
     Item.objects.filter(oof_predicted=source).update(oof_predicted=target)
     refresh_items(source.project_id, set(touched))  # majorities may change with merged votes

@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 
 from labeler.request_input import clean
 from labeler.training.actions import active_job
@@ -13,9 +14,9 @@ from labeler.training.checks import check_context
 from labeler.training.models import Job
 from labeler.training.services import embedding_job
 
-from . import forms, services
+from . import forms, label_sets, services
 from .access import get_project_for
-from .models import LabelClass, Membership, Project, Role
+from .models import LabelClass, LabelSet, Membership, Project, Role
 
 
 def _class(project: Project, pk: int) -> LabelClass:
@@ -23,6 +24,45 @@ def _class(project: Project, pk: int) -> LabelClass:
     if label is None:
         raise ValueError("Unknown class.")
     return label
+
+
+def _set(project: Project, pk: int) -> LabelSet:
+    label_set = project.label_sets.filter(pk=pk).first()
+    if label_set is None:
+        raise ValueError("Unknown label set.")
+    return label_set
+
+
+SET_ACTIONS = {"add_set", "edit_set", "move_set", "remove_set", "restore_set", "delete_set"}
+
+
+def _apply_set(project: Project, action: str, post) -> str:
+    """The label-set actions of the settings page (labeler.projects.label_sets)."""
+    if action == "add_set":
+        data = clean(forms.AddSetForm, post)
+        names = (data["classes"] or "").replace(",", "\n").splitlines()
+        created = label_sets.add_set(project, data["name"], data["kind"], names)
+        return f"Label set {created.name} added."
+    if action == "edit_set":
+        data = clean(forms.EditSetForm, post)
+        renamed = label_sets.rename_set(_set(project, data["label_set"]), data["name"])
+        return f"Label set renamed to {renamed.name}."
+    if action == "move_set":
+        data = clean(forms.MoveSetForm, post)
+        label_set = _set(project, data["label_set"])
+        label_sets.move_set(label_set, data["direction"])
+        return f"Moved {label_set.name} {data['direction']}."
+    label_set = _set(project, clean(forms.SetForm, post)["label_set"])
+    if action == "remove_set":
+        label_sets.remove_set(label_set)
+        return f"Label set {label_set.name} removed: its labels stay in the exports until you " \
+               "delete it for good."
+    if action == "restore_set":
+        label_sets.restore_set(label_set)
+        return f"Label set {label_set.name} restored."
+    clean(forms.DeleteSetForm, post)
+    deleted = label_sets.delete_set(label_set)
+    return f"Label set {label_set.name} deleted with its {deleted} annotations."
 
 
 def _apply(request: HttpRequest, project: Project) -> str:
@@ -41,8 +81,12 @@ def _apply(request: HttpRequest, project: Project) -> str:
                    "backbone keeps serving until it is done."
         return "Backbone unchanged."
     if action == "add_class":
-        services.add_class(project, clean(forms.ClassNameForm, post)["name"] or "unnamed")
+        data = clean(forms.ClassNameForm, post)
+        label_set = _set(project, data["label_set"]) if data["label_set"] else None
+        services.add_class(project, data["name"] or "unnamed", label_set=label_set)
         return "Class added."
+    if action in SET_ACTIONS:
+        return _apply_set(project, action, post)
     if action == "edit_class":
         data = clean(forms.EditClassForm, post)
         label = _class(project, data["label"])
@@ -94,7 +138,9 @@ def project_settings(request: HttpRequest, project_id: int) -> HttpResponse:
         except (ValueError, FileNotFoundError) as exc:  # bad input, unknown backbone, no weights
             messages.error(request, str(exc.args[0] if exc.args else exc))  # KeyError quotes str()
             return _page(request, project, status=400)
-        return redirect("projects:settings", project_id=project.pk)
+        url = reverse("projects:settings", args=[project.pk])
+        chosen = request.GET.get("set", "")
+        return redirect(f"{url}?set={chosen}" if chosen.isdigit() else url)
     return _page(request, project)
 
 
@@ -104,10 +150,16 @@ def _page(request: HttpRequest, project: Project, *, status: int = 200) -> HttpR
     from worker.ml.strategy_names import STRATEGY_NAMES
 
     project.refresh_from_db()
+    sets = list(project.label_sets.all())
+    chosen = request.GET.get("set", "")
+    shown = next((s for s in sets if chosen.isdigit() and s.pk == int(chosen)), None) \
+        or label_sets.primary_set(project)
     context = {
         "tab": "settings",
         "project": project,
-        "classes": project.classes.all(),
+        "label_sets": sets,
+        "shown_set": shown,
+        "classes": project.classes.filter(label_set=shown),
         "memberships": Membership.objects.filter(project=project).select_related("user"),
         "roles": Role.choices,
         "strategies": list(STRATEGY_NAMES),

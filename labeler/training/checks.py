@@ -90,7 +90,8 @@ def plan_check(check_id: int) -> dict | None:
     project = check.project
     current = project.backbone
     labels, _ = current_labels(project)
-    rows = dict(Item.objects.filter(pk__in=list(labels), embed_error="").values_list("pk", "image"))
+    rows = {pk: (image, source) for pk, image, source in Item.objects.filter(
+        pk__in=list(labels), embed_error="").values_list("pk", "image", "source")}
     ids = store_for(project.pk, current).ids()
     ids = ids[np.isin(ids, np.fromiter(rows, dtype=np.int64))]
     _update(check.pk, status=BackboneCheck.State.RUNNING, backbone=current, done=0,
@@ -100,7 +101,7 @@ def plan_check(check_id: int) -> dict | None:
     job = {"id": check.pk, "current": current, "wanted": settings.LABELER_CHECK_BACKBONES,
            "exclude": [project.pending_backbone] if project.pending_backbone else [],
            "store_root": store_root(project.pk),
-           "ids": ids.tolist(), "images": [image_location(rows[int(i)]) for i in ids],
+           "ids": ids.tolist(), "images": [image_location(*rows[int(i)]) for i in ids],
            "y": [labels[int(i)] for i in ids]}
     return job
 

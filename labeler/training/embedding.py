@@ -74,10 +74,10 @@ def next_chunk(job_id: int) -> tuple[dict, dict] | str:
     cursor = job.cursor
     while True:
         rows = list(items.filter(pk__gt=cursor).order_by("pk")
-                    .values_list("pk", "image")[: max(1, settings.LABELER_EMBED_CHUNK)])
+                    .values_list("pk", "image", "source")[: max(1, settings.LABELER_EMBED_CHUNK)])
         if not rows:
             break
-        ids = np.array([pk for pk, _ in rows], dtype=np.int64)
+        ids = np.array([row[0] for row in rows], dtype=np.int64)
         todo = np.flatnonzero(~np.isin(ids, have))
         last = int(ids[-1])
         if len(todo):
@@ -90,7 +90,7 @@ def next_chunk(job_id: int) -> tuple[dict, dict] | str:
                 "batch_size": settings.LABELER_EMBED_BATCH_SIZE,
             }
             chunk = {"ids": ids[todo].tolist(),
-                     "images": [image_location(rows[i][1]) for i in todo.tolist()],
+                     "images": [image_location(*rows[i][1:]) for i in todo.tolist()],
                      "last_id": last, "done_before": job.done + len(rows) - len(todo)}
             return message, chunk
         # Every item of this range is embedded already (a rescan, a crash after the store).

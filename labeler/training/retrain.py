@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from labeler.annotations.current import current_labels
 from labeler.annotations.models import Annotation
+from labeler.projects.label_sets import primary_set
 from labeler.projects.models import Project
 from worker import compute, storage
 
@@ -44,6 +45,7 @@ from .ingest import (
 )
 from .models import Job, ModelVersion, Status
 from .services import send
+from .set_training import plan_sets, store_set_predictions
 from .stores import head_location, result_location, store_location
 
 logger = logging.getLogger("labeler.training")
@@ -79,13 +81,16 @@ def plan(job: Job) -> dict:
                  "strategy": project.query_strategy,
                  "head": head_location(project.pk, number),
                  "result": result_location(project.pk, job.pk)}
-    do_plan_job(job, cursor=mark, params=locations)
+    sets = plan_sets(project, audit)  # the other label sets' labels (one head each)
+    do_plan_job(job, cursor=mark, params={**locations, "sets": [s["id"] for s in sets]})
+    primary = primary_set(project)
     return {
         "id": job.pk, "token": job.token, "heartbeat": settings.LABELER_HEARTBEAT_SECONDS,
         "project": project.pk, "store": store_location(project.pk, project.backbone),
-        "n_classes": project.classes.count(), "query_pool": settings.LABELER_QUERY_POOL_SIZE,
+        "n_classes": project.classes.filter(label_set=primary).count(),
+        "query_pool": settings.LABELER_QUERY_POOL_SIZE,
         "retrain_every": project.retrain_every, "items": list(labels),
-        "labels": list(labels.values()), "audit": sorted(audit), **locations,
+        "labels": list(labels.values()), "audit": sorted(audit), "sets": sets, **locations,
     }
 
 
@@ -135,6 +140,7 @@ def ingest(job_id: int, token: str, report: dict) -> dict | None:
                       results["confidence"][first], ranked.tolist())
     if len(results["oof_item"]):  # the item table's confusion-matrix cells
         store_oof(results["oof_item"], results["oof_predicted"].tolist())
+    store_set_predictions(results, [{"id": s} for s in p.get("sets", [])])
     metrics["ingest_seconds"] = round(time.monotonic() - started, 3)
     # Whether this version also rewrites the rest of the pool's suggestions (after it is served).
     metrics["pool_refresh"] = refresh_due(project, p["backbone"], int((~first).sum()),

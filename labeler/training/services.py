@@ -144,7 +144,8 @@ def request_retrain_if_due(project: Project | int) -> bool:
             return False  # no such project, or a retrain is queued or running
         every, mark = max(1, row[0]), row[1] or 0
         cursor.execute(
-            f"SELECT COUNT(*) FROM (SELECT 1 FROM {Annotation._meta.db_table} a"
+            # Items, not rows: one visit answers every label set, one row per set.
+            f"SELECT COUNT(*) FROM (SELECT DISTINCT a.item_id FROM {Annotation._meta.db_table} a"
             f" JOIN {Item._meta.db_table} i ON i.id = a.item_id"
             " WHERE a.id > %s AND i.project_id = %s LIMIT %s) AS new_labels",
             [mark, project_id, every],

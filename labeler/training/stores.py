@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from labeler.storage_settings import media_location
 from worker import storage
 from worker.ml.embedding_store import EmbeddingStore
 
@@ -39,6 +40,9 @@ def map_location(project_id: int, backbone: str) -> str:
     return storage.join(settings.EMBEDDINGS_ROOT, str(project_id), f"{backbone}.map.npz")
 
 
-def image_location(name: str) -> str:
-    """An item's image (its FileField name) as the worker opens it."""
-    return storage.join(settings.MEDIA_ROOT, name)
+def image_location(name: str, source: str = "") -> str:
+    """An item's image as the worker opens it: the source object or URL of an item imported
+    with --no-copy, else its stored file (FileField name) in the bucket or under MEDIA_ROOT."""
+    if source:
+        return source
+    return storage.join(media_location(settings.LABELER_STORAGE_URL, settings.MEDIA_ROOT), name)

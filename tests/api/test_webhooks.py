@@ -105,7 +105,7 @@ def test_private_addresses_are_refused(api_world, settings, eager,
 
 def test_a_redirect_to_a_private_address_is_refused(monkeypatch):
     # 127.0.0.1 plays a public server here; 127.0.0.2 (also on this machine) a private one.
-    monkeypatch.setattr("labeler.net_safety.is_public", lambda a: str(a) == "127.0.0.1")
+    monkeypatch.setattr("worker.net_safety.is_public", lambda a: str(a) == "127.0.0.1")
     with Receiver("127.0.0.2") as inside:
         with Receiver("127.0.0.1", [(307, {"Location": inside.url})]) as outside:
             with pytest.raises(UnsafeURL, match="127.0.0.2"):
@@ -127,7 +127,7 @@ def test_connects_to_the_checked_address_not_a_new_lookup(monkeypatch):
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
 
     monkeypatch.setattr(socket, "getaddrinfo", resolve)
-    monkeypatch.setattr("labeler.net_safety.is_public", lambda a: str(a) == "127.0.0.1")
+    monkeypatch.setattr("worker.net_safety.is_public", lambda a: str(a) == "127.0.0.1")
     with Receiver("127.0.0.1") as receiver:
         got = fetch(f"http://hook.test:{receiver.port}/x", allow_private=False)
         assert got.status == 200

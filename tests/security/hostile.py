@@ -1,5 +1,6 @@
 """A project whose users were hostile: class names that are HTML or spreadsheet formulas, file
-names that are formulas or markup, and a JPEG with HTML appended uploaded as ``evil.html``.
+names that are formulas or markup, a second (multi-label) label set whose name and tags are
+both, and a JPEG with HTML appended uploaded as ``evil.html``.
 It has embeddings, a model made by the product's own retrain code (so a confusion matrix,
 predictions and label errors) and an embedding map, so that every page and export has the
 hostile strings to render. Shared by the XSS and CSV-injection tests."""
@@ -9,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from labeler.annotations.services import save_annotation
+from labeler.annotations.services import Answer, save_annotation, save_answers
 from labeler.items.importing import Importer
-from labeler.projects.models import Role
+from labeler.projects.label_sets import add_set
+from labeler.projects.models import Role, SetKind
 from labeler.projects.services import set_member
 
 from ..conftest import jpeg_bytes
@@ -34,6 +36,9 @@ FILE_NAMES = [
     "-2+3+cmd.jpg", "@SUM(1).jpg", "<img src=x onerror=window.__xss=1>.jpg",
 ]
 PER_CLASS = 5  # 4 labeled, 1 not
+# A second label set (multi-label) named and tagged by the same attacker.
+SET_NAME = '=HYPERLINK("http://127.0.0.1/")<img src=x onerror="window.__xss=1">'
+SET_TAGS = [XSS_CLASSES[1], FORMULA_CLASSES[0], '"><svg onload=window.__xss=1>']
 
 
 def evil_jpeg(colour: tuple[int, int, int]) -> bytes:
@@ -67,6 +72,11 @@ def hostile(db, make_user, project_factory):
             # One item per class gets the next class's label: the model flags it as an error.
             given = classes[(cls + 1) % len(classes)] if i < len(classes) else classes[cls]
             save_annotation(item, given, lead if i % 2 else annotator, trigger_retrain=False)
+    tags = add_set(project, SET_NAME, SetKind.MULTI, SET_TAGS)
+    tag_ids = list(tags.classes.values_list("pk", flat=True))
+    for i, item in enumerate(items[: 3 * len(classes)]):
+        save_answers(item, [Answer(tags.pk, tags=(tag_ids[i % 3],) if i % 4 else ())],
+                     lead if i % 2 else annotator, trigger_retrain=False)
     centers = rng.normal(size=(len(classes), 32)).astype(np.float32) * 4
     X = np.stack([centers[i % len(classes)] + rng.normal(size=32) for i in range(len(items))])
     store_for(project.pk, project.backbone).append(
@@ -74,4 +84,4 @@ def hostile(db, make_user, project_factory):
     )
     assert retrain_now(project) is not None
     return {"project": project, "lead": lead, "annotator": annotator, "admin": admin,
-            "items": items, "classes": classes, "X": X}
+            "items": items, "classes": classes, "X": X, "tag_set": tags}

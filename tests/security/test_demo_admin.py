@@ -15,6 +15,7 @@ pytestmark = pytest.mark.django_db
 def no_shared_data(monkeypatch, tmp_path):
     """The demo imports scikit-learn's two sample photos instead of ../shared (fast, offline)."""
     monkeypatch.setenv("LABELER_DEMO_DATA", str(tmp_path / "absent"))
+    monkeypatch.setenv("LABELER_DEMO_MULTITASK_DATA", str(tmp_path / "absent"))
     monkeypatch.delenv("LABELER_DEMO", raising=False)
 
 

@@ -169,6 +169,18 @@ def test_no_attacker_script_runs_on_any_page(live_server, browser, hostile, redi
     attack.check(lead_page, "map tooltips")
     assert any(UI_CLASS in t for t in shown) and any(XSS_CLASSES[0] in t for t in shown)
 
+    # The hostile label set's own dashboard (per-tag table, distribution chart) and map.
+    tag_set = hostile["tag_set"].pk
+    _visit(lead_page, attack, f"{base}/projects/{pid}/dashboard/?set={tag_set}", "#class-table")
+    _hover_chart(lead_page, attack, "chart-classes", """chart => {
+        const k = chart.getOption().xAxis[0].data.length, out = [], h = chart.getHeight();
+        for (let i = 0; i < k; i++)
+            out.push([chart.convertToPixel({xAxisIndex: 0}, i), h / 2]);
+        return out; }""")
+    _visit(lead_page, attack, f"{base}/projects/{pid}/map/?set={tag_set}")
+    lead_page.wait_for_function("() => window.labelerMap && window.labelerMap.n > 0", timeout=15000)
+    attack.check(lead_page, "the label set's map")
+
     # Label errors, an item page, the settings page, the lead's labeling and grid pages.
     _visit(lead_page, attack, f"{base}/projects/{pid}/label-errors/?all=1")
     _visit(lead_page, attack, f"{base}/projects/{pid}/items/{uploaded[0].pk}/")

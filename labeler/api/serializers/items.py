@@ -17,13 +17,16 @@ class ItemSerializer(serializers.ModelSerializer):
     is_audit = serializers.BooleanField(source="has_audit_label")
     predicted_class = serializers.IntegerField(source="predicted_class_id", allow_null=True)
     image_url = serializers.SerializerMethodField()
+    source = serializers.CharField(
+        read_only=True, help_text="The referenced s3:// object or URL of an item imported "
+                                  "without a copy (--no-copy); empty when the image is stored.")
 
     class Meta:
         model = Item
         fields = [
             "id", "original_name", "sha256", "width", "height", "created_at",
             "annotation_count", "label", "is_audit", "predicted_class", "predicted_confidence",
-            "embed_error", "image_url",
+            "embed_error", "image_url", "source",
         ]
         read_only_fields = fields
 
@@ -52,6 +55,9 @@ class UploadSerializer(serializers.Serializer):
 class UrlImportSerializer(serializers.Serializer):
     urls = serializers.ListField(child=serializers.URLField(max_length=2000), min_length=1,
                                  max_length=MAX_URLS)
+    no_copy = serializers.BooleanField(
+        default=False, help_text="Keep each URL as the item's image source instead of storing a "
+                                 "copy (fetched again, through the same checks, when needed).")
 
 
 class ImportReportSerializer(serializers.Serializer):

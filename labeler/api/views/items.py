@@ -32,7 +32,7 @@ from .base import ProjectView
 ITEM_FIELDS = (
     "id", "project_id", "original_name", "sha256", "width", "height", "created_at",
     "annotation_count", "current_label_id", "has_audit_label", "predicted_class_id",
-    "predicted_confidence", "embed_error",
+    "predicted_confidence", "embed_error", "source",
 )
 
 
@@ -100,7 +100,8 @@ class ItemUrlImport(ProjectView):
         project = self.project(request)
         body = UrlImportSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        report = import_urls(project, body.validated_data["urls"], user=request.user)
+        report = import_urls(project, body.validated_data["urls"], user=request.user,
+                             no_copy=body.validated_data["no_copy"])
         return Response(report_payload(report), status=status.HTTP_201_CREATED)
 
 
@@ -127,6 +128,6 @@ class ItemImage(ProjectView):
                    summary="The item's image, typed by its content")
     def get(self, request: Request, project_id: int, item_id: int) -> FileResponse:
         project = self.project(request)
-        item = one_of(Item.objects.filter(project=project).only("project_id", "image"),
+        item = one_of(Item.objects.filter(project=project).only("project_id", "image", "source"),
                       item_id, "item")
         return image_response(item)

@@ -14,11 +14,20 @@
     const m = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
     return m ? decodeURIComponent(m[1]) : "";
   }
+  // Several label sets: one group of options per set ("confirm the most confident red images").
+  const groups = new Map();
+  for (const s of cfg.sets || []) {
+    if (cfg.sets.length < 2) break;
+    const g = document.createElement("optgroup");
+    g.label = s.name;  // a property, not markup: no escaping needed
+    groups.set(s.id, g);
+    select.appendChild(g);
+  }
   for (const c of cfg.classes) {
     const o = document.createElement("option");
     o.value = c.id;
     o.textContent = c.name;
-    select.appendChild(o);
+    (groups.get(c.set) || select).appendChild(o);
   }
   select.addEventListener("change", () => { select.blur(); load(); });
 

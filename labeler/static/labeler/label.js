@@ -1,11 +1,18 @@
 // The labeling page: keyboard-first, prefetching, saves in the background with retries.
-// Keys: class hotkeys label; Enter accepts the suggestion; S skips (Shift+S asks a reason);
-// Z or Backspace undoes; ? shows the keys.
+// Keys: class hotkeys label (in a multi-label set they toggle tags); Tab / Shift+Tab move between
+// label sets; Enter accepts the model's suggestions for the sets not answered yet and submits;
+// S skips (Shift+S asks a reason); Z or Backspace undoes; ? shows the keys.
+// One single-choice set: a key labels and moves on at once, as ever.
 (function () {
   "use strict";
   const cfg = JSON.parse(document.getElementById("label-config").textContent);
   const classesById = new Map(cfg.classes.map((c) => [c.id, c]));
-  const classesByKey = new Map(cfg.classes.filter((c) => c.hotkey).map((c) => [c.hotkey, c]));
+  const sets = cfg.sets.map((s) => ({ ...s, classes: cfg.classes.filter((c) => c.set === s.id) }));
+  const setsById = new Map(sets.map((s) => [s.id, s]));
+  const single = sets.filter((s) => s.kind !== "multi");
+  const oneQuestion = sets.length === 1 && single.length === 1;
+  let answers = new Map();  // set id -> class id (single-choice) or Set of tag ids (multi-label)
+  let active = 0;           // index of the set in focus
   const img = document.getElementById("current-image");
   const $ = (id) => document.getElementById(id);
   const PREFETCH = 4;
@@ -34,33 +41,97 @@
 
   function renderButtons() {
     const box = $("class-buttons");
-    for (const c of cfg.classes) {
-      const b = document.createElement("button");
-      b.type = "button";
-      b.className = "class-button";
-      b.dataset.label = c.id;
-      b.style.setProperty("--c", c.color || "#888");
-      // DOM nodes and textContent only: class names are users' strings.
-      const kbd = document.createElement("kbd");
-      kbd.textContent = c.hotkey || "";
-      const name = document.createElement("span");
-      name.textContent = c.name;
-      b.append(kbd, " ", name);
-      b.addEventListener("click", () => { b.blur(); label(c.id); });
-      box.appendChild(b);
-    }
     const help = $("help-keys");
-    for (const c of cfg.classes) {
-      if (!c.hotkey) continue;
+    for (const set of sets) {
+      const block = document.createElement("section");
+      block.className = "label-set";
+      block.dataset.set = set.id;
+      if (!oneQuestion) {
+        const head = document.createElement("h3");
+        head.textContent = set.name;
+        const kind = document.createElement("span");
+        kind.className = "hint";
+        kind.textContent = set.kind === "multi" ? " · tags, any number" : " · one";
+        head.append(kind);
+        const hint = document.createElement("p");
+        hint.className = "set-suggestion hint";
+        block.append(head, hint);
+      }
+      for (const c of set.classes) {
+        const b = document.createElement("button");
+        b.type = "button";
+        b.className = "class-button";
+        b.dataset.label = c.id;
+        b.style.setProperty("--c", c.color || "#888");
+        // DOM nodes and textContent only: class names are users' strings.
+        const kbd = document.createElement("kbd");
+        kbd.textContent = c.hotkey || "";
+        const name = document.createElement("span");
+        name.textContent = c.name;
+        b.append(kbd, " ", name);
+        b.addEventListener("click", () => { b.blur(); choose(c); });
+        block.appendChild(b);
+        if (!c.hotkey) continue;
+        const row = document.createElement("tr");
+        const key = document.createElement("kbd");
+        key.textContent = c.hotkey;
+        row.insertCell().append(key);
+        row.insertCell().textContent = oneQuestion ? c.name : `${set.name}: ${c.name}`;
+        help.appendChild(row);
+      }
+      box.appendChild(block);
+    }
+    if (!oneQuestion) {
       const row = document.createElement("tr");
-      const kbd = document.createElement("kbd");
-      kbd.textContent = c.hotkey;
-      row.insertCell().append(kbd);
-      row.insertCell().textContent = c.name;
+      const key = document.createElement("kbd");
+      key.textContent = "Tab";
+      row.insertCell().append(key);
+      row.insertCell().textContent = "next label set (Shift+Tab: previous)";
       help.appendChild(row);
     }
   }
 
+  // The model's suggestion per set: {label, confidence} or, for multi-label sets, {tags, confidence}.
+  function suggestionsOf(item) {
+    const out = new Map();
+    if (!item) return out;
+    if (item.suggestion) {
+      const c = classesById.get(item.suggestion.label);
+      if (c) out.set(c.set, { label: c.id, confidence: item.suggestion.confidence });
+    }
+    for (const p of item.suggestions || []) {
+      const set = setsById.get(p.set);
+      if (!set) continue;
+      if (set.kind !== "multi") { out.set(set.id, { label: p.label, confidence: p.confidence }); continue; }
+      const s = out.get(set.id) || { tags: [], confidence: 1 };
+      if (p.label !== null) s.tags.push(p.label);
+      s.confidence = Math.min(s.confidence, p.confidence);
+      out.set(set.id, s);
+    }
+    return out;
+  }
+
+  function renderState() {
+    const suggested = suggestionsOf(current);
+    document.querySelectorAll(".label-set").forEach((block, i) => {
+      const set = setsById.get(Number(block.dataset.set));
+      block.classList.toggle("active", !oneQuestion && i === active);
+      const answer = answers.get(set.id);
+      const s = suggested.get(set.id);
+      block.querySelectorAll(".class-button").forEach((b) => {
+        const id = Number(b.dataset.label);
+        b.classList.toggle("chosen", set.kind === "multi" ? Boolean(answer && answer.has(id)) : answer === id);
+        b.classList.toggle("suggested", Boolean(s && (s.label === id || (s.tags && s.tags.includes(id)))));
+        b.setAttribute("aria-pressed", b.classList.contains("chosen") ? "true" : "false");
+      });
+      const hint = block.querySelector(".set-suggestion");
+      if (hint) {
+        if (!s) hint.textContent = modelVersion ? "no suggestion" : "";
+        else if (s.tags) hint.textContent = `suggests ${s.tags.map((t) => classesById.get(t).name).join(", ") || "no tags"}`;
+        else hint.textContent = `suggests ${classesById.get(s.label).name} (${Math.round(s.confidence * 100)} %)`;
+      }
+    });
+  }
   function preload(item) {
     const im = new Image();
     im.src = item.url;
@@ -93,17 +164,28 @@
 
   function showSuggestion(item) {
     const box = $("suggestion");
-    document.querySelectorAll(".class-button").forEach((b) => b.classList.remove("suggested"));
     delete box.dataset.label;
-    if (!item || !item.suggestion) { box.textContent = modelVersion ? "No suggestion" : "No model yet"; return; }
-    const c = classesById.get(item.suggestion.label);
+    const suggested = suggestionsOf(item);
+    renderState();
+    if (!item || !suggested.size) { box.textContent = modelVersion ? "No suggestion" : "No model yet"; return; }
     box.textContent = "";
-    const strong = document.createElement("strong");
-    strong.textContent = c ? c.name : "?";
-    box.append("Model suggests ", strong, ` (${Math.round(item.suggestion.confidence * 100)} %) · Enter accepts`);
-    box.dataset.label = item.suggestion.label;
-    const btn = document.querySelector(`.class-button[data-label="${item.suggestion.label}"]`);
-    if (btn) btn.classList.add("suggested");
+    box.append("Model suggests ");
+    let first = true;
+    for (const set of sets) {
+      const s = suggested.get(set.id);
+      if (!s) continue;
+      if (!first) box.append(" · ");
+      first = false;
+      if (!oneQuestion) box.append(`${set.name}: `);
+      const strong = document.createElement("strong");
+      const names = s.tags ? s.tags.map((t) => classesById.get(t).name).join(", ") || "no tags"
+        : (classesById.get(s.label) || { name: "?" }).name;
+      strong.textContent = names;
+      box.append(strong);
+      if (!s.tags) box.append(` (${Math.round(s.confidence * 100)} %)`);
+    }
+    box.append(" · Enter accepts");
+    if (item.suggestion) box.dataset.label = item.suggestion.label;
   }
 
   function show(item) {
@@ -121,6 +203,11 @@
     img.dataset.itemId = current.id;
     img.hidden = false;
     shownAt = performance.now();
+    answers = new Map();
+    if (!oneQuestion && current.previous && current.previous.answers) {
+      for (const [k, v] of current.previous.answers) answers.set(k, v instanceof Set ? new Set(v) : v);
+    }
+    active = 0;
     showSuggestion(current);
     const prior = history.length && current.previous;
     $("relabel-note").hidden = !prior;
@@ -176,17 +263,61 @@
     $("session-rate").textContent = minutes > 0.05 ? (session.count / minutes).toFixed(1) : "–";
   }
 
-  function label(classId) {
+  // A key or a click on class c: answers its set (toggles the tag in a multi-label set).
+  function choose(c) {
     if (!current) return;
+    const set = setsById.get(c.set);
+    const index = sets.indexOf(set);
+    if (set.kind === "multi") {
+      const tags = answers.get(set.id) || new Set();
+      if (tags.has(c.id)) tags.delete(c.id); else tags.add(c.id);
+      answers.set(set.id, tags);
+      active = index;
+      renderState();
+      return;
+    }
+    answers.set(set.id, c.id);
+    if (single.every((s) => answers.has(s.id)) && single.length === sets.length) { submit(); return; }
+    // Focus moves on to the next set without an answer (multi-label sets always take one).
+    const next = sets.findIndex((s, i) => i > index && (s.kind === "multi" || !answers.has(s.id)));
+    const open = sets.findIndex((s) => s.kind !== "multi" && !answers.has(s.id));
+    active = next >= 0 ? next : open >= 0 ? open : index;
+    renderState();
+  }
+
+  // Enter: the model's suggestion fills every set not answered yet; then the visit is saved.
+  function acceptAndSubmit() {
+    if (!current) return false;
+    const suggested = suggestionsOf(current);
+    for (const set of sets) {
+      const s = suggested.get(set.id);
+      if (answers.has(set.id) || !s) continue;
+      answers.set(set.id, set.kind === "multi" ? new Set(s.tags) : s.label);
+    }
+    const missing = sets.findIndex((s) => s.kind !== "multi" && !answers.has(s.id));
+    if (missing >= 0) {
+      if (oneQuestion) return false;
+      active = missing;
+      renderState();
+      $("save-status").textContent = `${sets[missing].name}: choose one`;
+      return true;
+    }
+    submit();
+    return true;
+  }
+
+  function submit() {
     const item = current;
-    enqueueSave(item.id, cfg.saveUrl, {
-      item: item.id,
-      label: classId,
-      seconds: (performance.now() - shownAt) / 1000,
-      client_id: uuid(),
-    });
+    const payload = { item: item.id, seconds: (performance.now() - shownAt) / 1000, client_id: uuid() };
+    if (oneQuestion) payload.label = answers.get(sets[0].id);
+    else {
+      payload.labels = sets.map((s) => s.kind === "multi"
+        ? { set: s.id, tags: Array.from(answers.get(s.id) || []) }
+        : { set: s.id, label: answers.get(s.id) });
+    }
+    enqueueSave(item.id, cfg.saveUrl, payload);
     if (!item.previous) countLabel();
-    item.previous = { action: "label", label: classId };
+    item.previous = { action: "label", answers: new Map(answers) };
     history.push({ item, action: "label" });
     showNext();
   }
@@ -240,14 +371,23 @@
     if (ev.key === "?") { ev.preventDefault(); toggleHelp(); return; }
     if (ev.key === "Escape") { toggleHelp(false); return; }
     if (ev.key === "Enter") {
-      if (current && current.suggestion) { ev.preventDefault(); label(current.suggestion.label); }
+      if (acceptAndSubmit()) ev.preventDefault();
+      return;
+    }
+    if (ev.key === "Tab" && !oneQuestion) {
+      ev.preventDefault();
+      active = (active + (ev.shiftKey ? sets.length - 1 : 1)) % sets.length;
+      renderState();
       return;
     }
     if (ev.key === "Backspace" || ev.key === "z" || ev.key === "Z") { ev.preventDefault(); undo(); return; }
     if (ev.key === "S") { ev.preventDefault(); askReason(); return; }
     if (ev.key === "s") { ev.preventDefault(); skip(""); return; }
-    const c = classesByKey.get(ev.key.toLowerCase());
-    if (c) { ev.preventDefault(); label(c.id); }
+    // The set in focus first: two sets may share a key.
+    const key = ev.key.toLowerCase();
+    const focused = sets[active] ? sets[active].classes.find((x) => x.hotkey === key) : null;
+    const c = focused || cfg.classes.find((x) => x.hotkey === key);
+    if (c) { ev.preventDefault(); choose(c); }
   });
 
   async function pollStatus() {
@@ -285,7 +425,7 @@
     const byId = new Map(d.items.map((i) => [i.id, i]));
     for (const item of ids) {
       const fresh = byId.get(item.id);
-      if (fresh) item.suggestion = fresh.suggestion;
+      if (fresh) { item.suggestion = fresh.suggestion; item.suggestions = fresh.suggestions; }
     }
     if (current) showSuggestion(current);
   }

@@ -16,6 +16,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from labeler.items.importing import import_folder
+from labeler.projects.demo_multitask import create_multitask_demo
 from labeler.projects.models import Project, Role
 from labeler.projects.services import create_project, set_member
 
@@ -88,6 +89,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts) -> None:
         user = self.demo_user(opts)
+        self.single_set_demo(user, opts)
+        # The second demo: several label sets per image (when the shared data is present).
+        self.stdout.write(create_multitask_demo(user, opts["limit"]))
+
+    def single_set_demo(self, user, opts) -> None:
         data = shared_dataset() / "train"
         if data.is_dir():
             name, classes, folder = DEMO_PROJECT, sorted(p.name for p in data.iterdir() if p.is_dir()), data

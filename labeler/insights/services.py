@@ -64,13 +64,14 @@ def pool_counts(project: Project) -> dict:
 
     Reads the denormalised columns of ``Item`` (current label, audit flag, prediction; see
     labeler.annotations.current). The labelled items (thousands) are grouped by (current label,
-    prediction); the whole pool only by prediction, which an index-only scan of
-    ``item_pred_conf_id`` answers without reading the table (a million items in a fraction of a
-    second; the retrain's ingest vacuums the table so that its pages stay all-visible). The
+    prediction); the whole pool only by prediction, which an index-only scan of the narrow
+    ``item_pred_count`` answers without reading the table (a million items in ~0.1 s; the
+    retrain's pool refresh vacuums the table so that its pages stay all-visible). The
     unlabelled items predicted as a class are the difference.
     """
     items_of = Item.objects.filter(project=project).order_by()
-    pool = items_of.values_list("predicted_class_id").annotate(n=Count("pk"))
+    # COUNT(*), not COUNT(id): item_pred_count (project, predicted_class) then covers it.
+    pool = items_of.values_list("predicted_class_id").annotate(n=Count("*"))
     labelled_rows = (
         items_of.filter(annotation_count__gt=0)
         .values_list("current_label_id", "predicted_class_id")

@@ -224,13 +224,21 @@ def loaded(loads: dict, name: str, measure):
     return out
 
 
-def versions_since(project_id: int, retrain: dict) -> int:
-    """Retrains that the annotators' labels triggered after the measured one."""
+def last_retrain_job(project_id: int) -> int:
+    """The id of the project's latest retrain job (0: none): retrains after it are counted."""
     from labeler.training.actions import Kind
     from labeler.training.models import Job
 
-    return Job.objects.filter(project_id=project_id, kind=Kind.RETRAIN,
-                              pk__gt=retrain["job"]).count()
+    last = Job.objects.filter(project_id=project_id, kind=Kind.RETRAIN).order_by("-pk").first()
+    return last.pk if last else 0
+
+
+def retrains_since(project_id: int, job_id: int) -> int:
+    """Retrains that the annotators' labels triggered after job ``job_id``."""
+    from labeler.training.actions import Kind
+    from labeler.training.models import Job
+
+    return Job.objects.filter(project_id=project_id, kind=Kind.RETRAIN, pk__gt=job_id).count()
 
 
 def settle(project_id: int, limit: float = 600.0) -> float:
@@ -299,6 +307,8 @@ def main() -> None:
     # retrain being timed, so by default it runs at the web processes' priority.
     parser.add_argument("--worker-nice", type=int, default=0, help="worker's extra niceness")
     parser.add_argument("--skip-map", action="store_true", help="no projection (saves minutes)")
+    parser.add_argument("--skip-retrain", action="store_true",
+                        help="no timed retrain (a reused project has more than --labels labels)")
     args = parser.parse_args()
 
     pg_dir = None
@@ -340,8 +350,11 @@ def main() -> None:
                         "fill_s": round(fill_s, 1), "database": "postgresql",
                         "nice": os.nice(0)}
         loads: dict = {}
-        log("retrain")
-        result["retrain"] = loaded(loads, "retrain", lambda: measure_retrain(pid, http_))
+        if args.skip_retrain:  # a reused project: the latency and pages alone
+            result["retrain"] = {}
+        else:
+            log("retrain")
+            result["retrain"] = loaded(loads, "retrain", lambda: measure_retrain(pid, http_))
         if not args.skip_map:
             log("map")
             result["map"] = loaded(loads, "map", lambda: measure_map(pid, http_))
@@ -349,10 +362,11 @@ def main() -> None:
         # that the retrains the annotators trigger yield the cores to the web processes.
         renice_tree(worker.pid, max(args.worker_nice, 10))
         result["settle_s"] = {"before_latency": settle(pid)}
+        mark = last_retrain_job(pid)
         log("next-item latency")
         result["next_item"] = loaded(loads, "next_item", lambda: measure_latency(
             port, setup, sessions, args.seconds, args.think_ms / 1000))
-        result["next_item"]["retrains_meanwhile"] = versions_since(pid, result["retrain"])
+        result["next_item"]["retrains_meanwhile"] = retrains_since(pid, mark)
         result["settle_s"]["before_pages"] = settle(pid)
         log("pages")
         pages = {

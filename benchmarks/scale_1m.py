@@ -118,34 +118,43 @@ def timed_pages(http_: Http, pages: dict[str, str], repeat: int = 3) -> dict:
 
 def measure_retrain(project_id: int, http_: Http) -> dict:
     """Request a retrain the product's way; wait for the version and its suggestions served."""
-    from labeler.training.models import ModelVersion, Status
+    from labeler.training.actions import Kind, active_job
+    from labeler.training.models import Job, ModelVersion
     from labeler.training.services import request_retrain
 
     before = ModelVersion.objects.filter(project_id=project_id).count()
     started = time.monotonic()
     if not request_retrain(project_id):
         raise SystemExit("the retrain request was refused (guard or broker)")
-    while True:
-        v = ModelVersion.objects.filter(project_id=project_id).order_by("-number").first()
-        if v is not None and ModelVersion.objects.filter(project_id=project_id).count() > before \
-                and v.status != Status.RUNNING:
-            break
+    job = active_job(project_id, Kind.RETRAIN)
+    while Job.objects.filter(pk=job.pk, status__in=Job.ACTIVE).exists():
         if time.monotonic() - started > 3600:
             raise SystemExit("no version after an hour")
-        time.sleep(0.5)
+        time.sleep(0.2)
     ready = time.monotonic() - started
-    if v.status != Status.READY:
-        raise SystemExit(f"retrain failed: {v.error}")
+    v = ModelVersion.objects.filter(project_id=project_id).order_by("-number").first()
+    if v is None or ModelVersion.objects.filter(project_id=project_id).count() <= before:
+        raise SystemExit(f"retrain failed: {Job.objects.get(pk=job.pk).message}")
     body: list[bytes] = []
     status, _, _ = http_.get(f"/api/projects/{project_id}/next/?n=1", body.append)
     served = json.loads(b"".join(body))["items"]
+    served_s = time.monotonic() - started
+    # The rest of the pool's suggestions are written after the version is served.
+    while v.metrics.get("pool_refresh") and "suggestions_seconds" not in v.metrics:
+        if time.monotonic() - started > 1800:
+            break
+        time.sleep(0.5)
+        v.refresh_from_db()
     return {
         "path": "labeler.training.services.request_retrain -> retrain job (gpu queue) -> web ingest",
-        "labels": v.labels_used, "version": v.number,
+        "labels": v.labels_used, "version": v.number, "job": job.pk,
         "seconds_to_ready": round(ready, 1),
-        "seconds_to_served": round(time.monotonic() - started, 1),
+        "seconds_to_served": round(served_s, 1),
+        "seconds_to_all_suggestions": round(time.monotonic() - started, 1),
         "suggestion_served": bool(served and served[0]["suggestion"]),
-        "worker_reported_s": (v.metrics or {}).get("seconds"),
+        "worker_compute_s": (v.metrics or {}).get("seconds"),
+        "web_ingest_s": (v.metrics or {}).get("ingest_seconds"),
+        "web_backfill_s": (v.metrics or {}).get("suggestions_seconds"),
     }
 
 
@@ -206,6 +215,59 @@ def measure_export(http_: Http, server_pid: int, project_id: int, fmt: str, quer
             "web_peak_rss_growth_mb": round(growth, 1)}
 
 
+def loaded(loads: dict, name: str, measure):
+    """Run ``measure()``, noting the machine's 1-minute load average before and after (the
+    figures of a shared machine mean little without it)."""
+    before = os.getloadavg()[0]
+    out = measure()
+    loads[name] = [round(before, 2), round(os.getloadavg()[0], 2)]
+    return out
+
+
+def last_retrain_job(project_id: int) -> int:
+    """The id of the project's latest retrain job (0: none): retrains after it are counted."""
+    from labeler.training.actions import Kind
+    from labeler.training.models import Job
+
+    last = Job.objects.filter(project_id=project_id, kind=Kind.RETRAIN).order_by("-pk").first()
+    return last.pk if last else 0
+
+
+def retrains_since(project_id: int, job_id: int) -> int:
+    """Retrains that the annotators' labels triggered after job ``job_id``."""
+    from labeler.training.actions import Kind
+    from labeler.training.models import Job
+
+    return Job.objects.filter(project_id=project_id, kind=Kind.RETRAIN, pk__gt=job_id).count()
+
+
+def settle(project_id: int, limit: float = 600.0) -> float:
+    """Wait until no retrain runs and the last version's pool refresh is done: seconds waited
+    (the pages are then measured alone, not against a million-row refresh)."""
+    from labeler.training.actions import Kind, active_job
+    from labeler.training.models import ModelVersion
+
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        v = ModelVersion.objects.filter(project_id=project_id).order_by("-number").first()
+        busy = active_job(project_id, Kind.RETRAIN) is not None or (
+            v is not None and v.metrics.get("pool_refresh")
+            and "suggestions_seconds" not in v.metrics)
+        if not busy:
+            break
+        time.sleep(1)
+    return round(time.monotonic() - started, 1)
+
+
+def renice_tree(pid: int, niceness: int) -> None:
+    """Give a process and its children ``niceness`` (as `make run` starts the worker)."""
+    for p in tree(pid):
+        try:
+            os.setpriority(os.PRIO_PROCESS, p, niceness)
+        except OSError:
+            pass
+
+
 def start_servers(args, tmp: str) -> tuple[subprocess.Popen, subprocess.Popen, subprocess.Popen,
                                            int]:
     redis_port = free_port()
@@ -245,6 +307,8 @@ def main() -> None:
     # retrain being timed, so by default it runs at the web processes' priority.
     parser.add_argument("--worker-nice", type=int, default=0, help="worker's extra niceness")
     parser.add_argument("--skip-map", action="store_true", help="no projection (saves minutes)")
+    parser.add_argument("--skip-retrain", action="store_true",
+                        help="no timed retrain (a reused project has more than --labels labels)")
     args = parser.parse_args()
 
     pg_dir = None
@@ -272,12 +336,12 @@ def main() -> None:
         users = get_user_model().objects.in_bulk([setup["lead"], *setup["annotators"]])
         lead = login_session(users[setup["lead"]])
         sessions = [login_session(users[u]) for u in setup["annotators"][: args.annotators]]
-        # Tasks queued by an earlier run died with that run's Redis: forget their guards.
-        for marker in Path(tmp).glob("embeddings/*/*.pending"):
-            marker.unlink()
-        from labeler.projects.models import Project
+        # Jobs queued by an earlier run died with that run's Redis: end them.
+        from labeler.training.actions import do_fail_job
+        from labeler.training.models import Job
 
-        Project.objects.filter(pk=setup["project"]).update(retrain_requested_at=None)
+        for job in Job.objects.filter(project_id=setup["project"], status__in=Job.ACTIVE):
+            do_fail_job(job, "scale_1m: its broker is gone")
         redis, worker, server, port = start_servers(args, tmp)
         procs = [server, worker, redis]
         http_ = Http(port, lead)
@@ -285,26 +349,41 @@ def main() -> None:
         result: dict = {"items": args.items, "labels": args.labels, "dim": args.dim,
                         "fill_s": round(fill_s, 1), "database": "postgresql",
                         "nice": os.nice(0)}
-        log("retrain")
-        result["retrain"] = measure_retrain(pid, http_)
+        loads: dict = {}
+        if args.skip_retrain:  # a reused project: the latency and pages alone
+            result["retrain"] = {}
+        else:
+            log("retrain")
+            result["retrain"] = loaded(loads, "retrain", lambda: measure_retrain(pid, http_))
         if not args.skip_map:
             log("map")
-            result["map"] = measure_map(pid, http_)
+            result["map"] = loaded(loads, "map", lambda: measure_map(pid, http_))
+        # The timed retrain is done: from here the worker runs as `make run` starts it (+10), so
+        # that the retrains the annotators trigger yield the cores to the web processes.
+        renice_tree(worker.pid, max(args.worker_nice, 10))
+        result["settle_s"] = {"before_latency": settle(pid)}
+        mark = last_retrain_job(pid)
         log("next-item latency")
-        result["next_item"] = measure_latency(port, setup, sessions, args.seconds,
-                                              args.think_ms / 1000)
+        result["next_item"] = loaded(loads, "next_item", lambda: measure_latency(
+            port, setup, sessions, args.seconds, args.think_ms / 1000))
+        result["next_item"]["retrains_meanwhile"] = retrains_since(pid, mark)
+        result["settle_s"]["before_pages"] = settle(pid)
         log("pages")
-        result["pages"] = timed_pages(http_, {
+        pages = {
             "dashboard": f"/projects/{pid}/dashboard/",
             "label_errors": f"/projects/{pid}/label-errors/",
             "item_table": f"/projects/{pid}/items/",
             "item_table_filtered": f"/projects/{pid}/items/?sort=confidence&label=none",
-            "map_data": f"/api/projects/{pid}/map/",
-        })
+        }
+        if not args.skip_map:  # without a map the request would queue the projection
+            pages["map_data"] = f"/api/projects/{pid}/map/"
+        result["pages"] = loaded(loads, "pages", lambda: timed_pages(http_, pages))
         log("exports")
-        result["export_csv"] = measure_export(http_, server.pid, pid, "csv")
-        result["export_coco_labelled"] = measure_export(http_, server.pid, pid, "coco",
-                                                        "?unlabeled=0")
+        result["export_csv"] = loaded(loads, "export_csv", lambda: measure_export(
+            http_, server.pid, pid, "csv"))
+        result["export_coco_labelled"] = loaded(loads, "export_coco", lambda: measure_export(
+            http_, server.pid, pid, "coco", "?unlabeled=0"))
+        result["load_before_after"] = loads
         web, work = peak_rss_mb(server.pid), peak_rss_mb(worker.pid)
         result["peak_rss_mb"] = {"web_max": round(max(web.values()), 1),
                                  "worker_max": round(max(work.values()), 1)}

@@ -34,7 +34,8 @@ def copy_items(project_id: int, n_items: int, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     keys = rng.random(n_items)
     now = timezone.now()
-    columns = ("project_id", "image", "original_name", "sha256", "width", "height", "created_at",
+    columns = ("project_id", "image", "source", "original_name", "sha256", "width", "height",
+               "created_at",
                "random_key", "annotation_count", "query_rank", "embed_error",
                "has_audit_label", "lease_is_audit")
     sql = f"COPY {Item._meta.db_table} ({', '.join(columns)}) FROM STDIN"
@@ -43,7 +44,7 @@ def copy_items(project_id: int, n_items: int, seed: int = 0) -> None:
         with raw.copy(sql) as copy:
             for i in range(n_items):
                 digest = f"{i:064x}"
-                copy.write_row((project_id, f"items/{project_id}/{digest[:2]}/{digest}.jpg",
+                copy.write_row((project_id, f"items/{project_id}/{digest[:2]}/{digest}.jpg", "",
                                 f"img_{i:07d}.jpg", digest, 400, 533, now, float(keys[i]), 0,
                                 UNRANKED, "", False, False))
         cursor.execute(f"ANALYZE {Item._meta.db_table}")

@@ -87,6 +87,9 @@ class Item(models.Model):
             models.Index(fields=["project", "has_audit_label", "id"], name="item_audit_id"),
             models.Index(fields=["project", "predicted_class", "predicted_confidence", "id"],
                          name="item_pred_conf_id"),
+            # The dashboard's per-class count of the whole pool: an index-only scan of a
+            # narrow index (a quarter of item_pred_conf_id's size) at a million items.
+            models.Index(fields=["project", "predicted_class"], name="item_pred_count"),
         ]
 
     def __str__(self) -> str:

@@ -11,7 +11,9 @@ creates nothing twice.
 from __future__ import annotations
 
 import logging
+import time
 
+import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
@@ -34,13 +36,37 @@ from .actions import (
     do_start_job,
 )
 from .comparison import Candidate, compare_versions
-from .ingest import store_oof, store_predictions, store_ranking
+from .ingest import (
+    backfill_suggestions,
+    store_oof,
+    store_predictions,
+    store_ranking,
+    vacuum_items,
+)
 from .models import Job, ModelVersion, Status
 from .services import send
 from .set_training import plan_sets, store_set_predictions
 from .stores import head_location, result_location, store_location
 
 logger = logging.getLogger("labeler.training")
+
+#: A pool this large or smaller gets all its suggestions rewritten after every retrain (seconds).
+REFRESH_ALWAYS_ROWS = 100_000
+#: A larger pool, when its labels grew by this share since its last full refresh (a million rows
+#: take a minute or two of writes; annotators labelling fast retrain every half minute).
+REFRESH_LABEL_GROWTH = 0.2
+
+
+def refresh_due(project: Project, backbone: str, rows: int, labels_used: int) -> bool:
+    """Whether a new version rewrites the suggestions of the whole pool (``rows`` items beyond
+    the ranked and labelled ones, which every version rewrites). Between full refreshes the
+    pool keeps an earlier version's suggestions of the same backbone."""
+    if rows <= REFRESH_ALWAYS_ROWS:
+        return True
+    last = (ModelVersion.objects.filter(project=project, backbone=backbone,
+                                        metrics__has_key="suggestions_seconds")
+            .order_by("-number").values_list("labels_used", flat=True).first())
+    return last is None or labels_used >= last * (1 + REFRESH_LABEL_GROWTH)
 
 
 def plan(job: Job) -> dict:
@@ -117,20 +143,38 @@ def ingest(job_id: int, token: str, report: dict) -> dict | None:
     except Exception as exc:  # noqa: BLE001 - an extra: never fail the retrain for it
         logger.exception("version comparison failed for project=%s", project.pk)
         metrics["comparison_error"] = f"{type(exc).__name__}: {exc}"
-    store_predictions(project, results["ids"], results["predicted"], results["confidence"],
-                      results["ranked"].tolist())
+    # Served first: the ranking, with the suggestions of the ranked items (the ones annotators
+    # get next) and of the labelled ones (the error pages); the rest of the pool after.
+    started = time.monotonic()
+    ids, ranked = results["ids"], results["ranked"]
+    first = np.isin(ids, np.concatenate([ranked, results["oof_item"]]))
+    store_predictions(project, ids[first], results["predicted"][first],
+                      results["confidence"][first], ranked.tolist())
     if len(results["oof_item"]):  # the item table's confusion-matrix cells
         store_oof(results["oof_item"], results["oof_predicted"].tolist())
     store_set_predictions(results, [{"id": s} for s in p.get("sets", [])])
+    metrics["ingest_seconds"] = round(time.monotonic() - started, 3)
+    # Whether this version also rewrites the rest of the pool's suggestions (after it is served).
+    metrics["pool_refresh"] = refresh_due(project, p["backbone"], int((~first).sum()),
+                                          report["labels_used"])
     with transaction.atomic():
         if not do_finish_job(job_id, token, result=p["head"]):
             return None
-        ModelVersion.objects.create(
+        version = ModelVersion.objects.create(
             project=project, number=p["number"], status=Status.READY, backbone=p["backbone"],
             strategy=p["strategy"], labels_used=report["labels_used"], metrics=metrics,
             head_file=p["head"], finished_at=timezone.now(),
         )
     storage.remove(p["result"])
+    started = time.monotonic()
+    newer = ModelVersion.objects.filter(project=project, number__gt=p["number"])
+    rest = ~first
+    if metrics["pool_refresh"] and backfill_suggestions(
+            ids[rest], results["predicted"][rest], results["confidence"][rest],
+            lambda: not newer.exists()):
+        vacuum_items()  # the dashboard's count reads the index only
+        metrics["suggestions_seconds"] = round(time.monotonic() - started, 3)
+        ModelVersion.objects.filter(pk=version.pk).update(metrics=metrics)
     logger.info("project=%s v%d ready: cv_accuracy=%s", project.pk, p["number"],
                 metrics.get("cv_accuracy"))
     return {"version": p["number"], **metrics}

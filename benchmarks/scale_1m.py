@@ -11,7 +11,9 @@ HTTP where a user would:
               API (target < 60 s);
   map         the projection task, then the map data request (the page's one request);
   next_item   p50/p95 of get-next + save-label with --annotators annotators (the client of
-              benchmarks/next_item_latency.py; target p95 < 25 ms);
+              benchmarks/next_item_latency.py; target p95 < 25 ms), once no retrain runs and no
+              pool refresh is being written; next_item_during_refresh: the same while the first
+              version's million suggestions are being written (the worst case);
   pages       dashboard, label errors, item table, map data (target < 1 s each);
   export      the labels CSV (and COCO JSON) streamed: time, bytes, the web process's peak RSS;
   memory      peak RSS (VmHWM) of every gunicorn and Celery process.
@@ -43,42 +45,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from next_item_latency import Client, free_port, login_session, wait_for_port  # noqa: E402
+from procs import peak_rss_mb, renice_tree, services  # noqa: E402
 from scale_fill import fill, log  # noqa: E402
-
-
-def services(fn: str) -> str:
-    """Run one function of scripts/services.sh and return what it prints."""
-    out = subprocess.run(["bash", "-c", f"source scripts/services.sh && {fn}"], cwd=REPO,
-                         check=True, capture_output=True, text=True)
-    lines = out.stdout.strip().splitlines()
-    return lines[-1] if lines else ""
-
-
-def tree(pid: int) -> list[int]:
-    """`pid` and all its descendants (Linux /proc)."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return out
-
-
-def peak_rss_mb(pid: int) -> dict[int, float]:
-    """Peak resident memory (VmHWM) of each process in `pid`'s tree, in MiB."""
-    peaks = {}
-    for p in tree(pid):
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peaks[p] = int(line.split()[1]) / 1024
-        except OSError:
-            pass
-    return peaks
 
 
 class Http:
@@ -139,23 +107,32 @@ def measure_retrain(project_id: int, http_: Http) -> dict:
     status, _, _ = http_.get(f"/api/projects/{project_id}/next/?n=1", body.append)
     served = json.loads(b"".join(body))["items"]
     served_s = time.monotonic() - started
-    # The rest of the pool's suggestions are written after the version is served.
-    while v.metrics.get("pool_refresh") and "suggestions_seconds" not in v.metrics:
-        if time.monotonic() - started > 1800:
-            break
-        time.sleep(0.5)
-        v.refresh_from_db()
     return {
         "path": "labeler.training.services.request_retrain -> retrain job (gpu queue) -> web ingest",
         "labels": v.labels_used, "version": v.number, "job": job.pk,
         "seconds_to_ready": round(ready, 1),
         "seconds_to_served": round(served_s, 1),
-        "seconds_to_all_suggestions": round(time.monotonic() - started, 1),
         "suggestion_served": bool(served and served[0]["suggestion"]),
         "worker_compute_s": (v.metrics or {}).get("seconds"),
         "web_ingest_s": (v.metrics or {}).get("ingest_seconds"),
-        "web_backfill_s": (v.metrics or {}).get("suggestions_seconds"),
+        "pool_refresh": bool(v.metrics.get("pool_refresh")), "_started": started,
     }
+
+
+def wait_pool_refresh(project_id: int, retrain: dict) -> None:
+    """The rest of the pool's suggestions, written after the version is served: wait for them."""
+    from labeler.training.models import ModelVersion
+
+    started = retrain.pop("_started")
+    refreshing = ModelVersion.objects.filter(project_id=project_id, metrics__pool_refresh=True)
+    while True:  # a newer version's refresh replaces an older one's: the newest one counts
+        v = refreshing.order_by("-number").first()
+        if v is None or "suggestions_seconds" in v.metrics or time.monotonic() - started > 1800:
+            break
+        time.sleep(0.5)
+    retrain["seconds_to_all_suggestions"] = round(time.monotonic() - started, 1)
+    retrain["pool_refreshed_by"] = v.number if v is not None else None
+    retrain["web_backfill_s"] = v.metrics.get("suggestions_seconds") if v is not None else None
 
 
 def measure_map(project_id: int, http_: Http) -> dict:
@@ -259,13 +236,6 @@ def settle(project_id: int, limit: float = 600.0) -> float:
     return round(time.monotonic() - started, 1)
 
 
-def renice_tree(pid: int, niceness: int) -> None:
-    """Give a process and its children ``niceness`` (as `make run` starts the worker)."""
-    for p in tree(pid):
-        try:
-            os.setpriority(os.PRIO_PROCESS, p, niceness)
-        except OSError:
-            pass
 
 
 def start_servers(args, tmp: str) -> tuple[subprocess.Popen, subprocess.Popen, subprocess.Popen,
@@ -350,22 +320,28 @@ def main() -> None:
                         "fill_s": round(fill_s, 1), "database": "postgresql",
                         "nice": os.nice(0)}
         loads: dict = {}
+        latency = lambda: measure_latency(  # noqa: E731
+            port, setup, sessions, args.seconds, args.think_ms / 1000)
         if args.skip_retrain:  # a reused project: the latency and pages alone
             result["retrain"] = {}
         else:
             log("retrain")
             result["retrain"] = loaded(loads, "retrain", lambda: measure_retrain(pid, http_))
+            # From here the worker runs as `make run` starts it (+10), so that the retrains the
+            # annotators trigger yield the cores to the web processes.
+            renice_tree(worker.pid, max(args.worker_nice, 10))
+            if result["retrain"]["pool_refresh"]:  # the worst case: next to a 1M-row rewrite
+                log("next-item latency during the pool refresh")
+                result["next_item_during_refresh"] = loaded(loads, "next_item_refresh", latency)
+            wait_pool_refresh(pid, result["retrain"])
         if not args.skip_map:
             log("map")
             result["map"] = loaded(loads, "map", lambda: measure_map(pid, http_))
-        # The timed retrain is done: from here the worker runs as `make run` starts it (+10), so
-        # that the retrains the annotators trigger yield the cores to the web processes.
-        renice_tree(worker.pid, max(args.worker_nice, 10))
+        renice_tree(worker.pid, max(args.worker_nice, 10))  # also with --skip-retrain
         result["settle_s"] = {"before_latency": settle(pid)}
         mark = last_retrain_job(pid)
         log("next-item latency")
-        result["next_item"] = loaded(loads, "next_item", lambda: measure_latency(
-            port, setup, sessions, args.seconds, args.think_ms / 1000))
+        result["next_item"] = loaded(loads, "next_item", latency)
         result["next_item"]["retrains_meanwhile"] = retrains_since(pid, mark)
         result["settle_s"]["before_pages"] = settle(pid)
         log("pages")

@@ -155,3 +155,28 @@ def test_a_large_pool_refreshes_its_suggestions_when_the_labels_grew(project_fac
     assert refreshed == [True, False, True]
     # Version 2 wrote only its ranked and labelled items' suggestions; version 3 all of them.
     assert Item.objects.filter(project=project, predicted_class__isnull=True).count() == 0
+
+
+@pytest.mark.django_db
+def test_a_large_pool_waits_after_a_refresh_three_times_as_long_as_it_took(project_factory,
+                                                                           monkeypatch):
+    """Labels of a young large project grow by a fifth within seconds: without a rest, the pool
+    would be rewritten nonstop next to the annotators' requests."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from labeler.training import retrain as retrain_module
+    from labeler.training.models import ModelVersion, Status
+
+    monkeypatch.setattr(retrain_module, "REFRESH_ALWAYS_ROWS", 0)
+    project = project_factory("Rest", classes=CLASSES)
+    finished = timezone.now() - timedelta(seconds=200)
+    ModelVersion.objects.create(project=project, number=1, status=Status.READY,
+                                backbone=project.backbone, labels_used=1000, finished_at=finished,
+                                metrics={"suggestions_seconds": 60.0})
+    # Ended 140 s ago, after 60 s of writes: 180 s of rest are due, and 1,200 labels.
+    assert not retrain_module.refresh_due(project, project.backbone, 10**6, 5000)
+    ModelVersion.objects.filter(number=1).update(finished_at=finished - timedelta(seconds=41))
+    assert retrain_module.refresh_due(project, project.backbone, 10**6, 1200)
+    assert not retrain_module.refresh_due(project, project.backbone, 10**6, 1199)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 
 import numpy as np
 from django.conf import settings
@@ -55,6 +56,11 @@ REFRESH_ALWAYS_ROWS = 100_000
 #: A larger pool, when its labels grew by this share since its last full refresh (a million rows
 #: take a minute or two of writes; annotators labelling fast retrain every half minute).
 REFRESH_LABEL_GROWTH = 0.2
+#: ... and once the last refresh has been over for this many times as long as it took: pool
+#: rewrites then hold the database at most 1 / (1 + REFRESH_REST) of the time, so annotators
+#: labelling fast on a young 1M project (whose labels grow by a fifth every few seconds) are not
+#: served next to a rewrite that never stops.
+REFRESH_REST = 3.0
 
 
 def refresh_due(project: Project, backbone: str, rows: int, labels_used: int) -> bool:
@@ -65,8 +71,13 @@ def refresh_due(project: Project, backbone: str, rows: int, labels_used: int) ->
         return True
     last = (ModelVersion.objects.filter(project=project, backbone=backbone,
                                         metrics__has_key="suggestions_seconds")
-            .order_by("-number").values_list("labels_used", flat=True).first())
-    return last is None or labels_used >= last * (1 + REFRESH_LABEL_GROWTH)
+            .order_by("-number").only("labels_used", "finished_at", "metrics").first())
+    if last is None:
+        return True
+    took = float(last.metrics["suggestions_seconds"])
+    ended = (last.finished_at or timezone.now()) + timedelta(seconds=took)
+    rested = (timezone.now() - ended).total_seconds() >= REFRESH_REST * took
+    return rested and labels_used >= last.labels_used * (1 + REFRESH_LABEL_GROWTH)
 
 
 def plan(job: Job) -> dict:

@@ -180,3 +180,43 @@ def test_a_large_pool_waits_after_a_refresh_three_times_as_long_as_it_took(proje
     ModelVersion.objects.filter(number=1).update(finished_at=finished - timedelta(seconds=41))
     assert retrain_module.refresh_due(project, project.backbone, 10**6, 1200)
     assert not retrain_module.refresh_due(project, project.backbone, 10**6, 1199)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_ingests_take_turns_instead_of_deadlocking(project_factory):
+    """A version's pool refresh and the next version's first writes update overlapping rows in
+    no fixed order: on PostgreSQL each bulk transaction waits for the other's (ingest.BULK_LOCK),
+    which a deadlock found in benchmarks/scale_1m.py at 1M items called for."""
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL row locks; SQLite has one writer at a time anyway")
+    import threading
+
+    from django.db import connections, transaction
+
+    project = project_factory("Turns", classes=["a", "b"])
+    ids = np.array([i.pk for i in make_items(project, 20)])
+    a = project.classes.order_by("pk").values_list("pk", flat=True)[0]
+    held, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def first_ingest() -> None:
+        with transaction.atomic(), connection.cursor() as cursor:
+            ingest.bulk_lock(cursor)
+            held.set()
+            release.wait(10)
+        connections.close_all()
+
+    def second_ingest() -> None:
+        ingest.store_predictions(project, ids, np.full(20, a), np.full(20, 0.9), [])
+        done.set()
+        connections.close_all()
+
+    threads = [threading.Thread(target=first_ingest), threading.Thread(target=second_ingest)]
+    threads[0].start()
+    assert held.wait(10)
+    threads[1].start()
+    assert not done.wait(1.0)  # waits for the first transaction's turn
+    release.set()
+    for t in threads:
+        t.join(20)
+    assert done.is_set()
+    assert Item.objects.filter(pk__in=ids.tolist(), predicted_class_id=a).count() == 20

@@ -11,6 +11,7 @@ be released often).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -25,6 +26,22 @@ PREDICTION_BATCH = 200
 #: ``UPDATE ... FROM`` it, which locks only these rows, for a fraction of a second.
 BULK_BATCH = 20_000
 _ITEMS = Item._meta.db_table
+#: After each batch of a pool refresh, a pause this many times as long as the batch took: the
+#: refresh is not urgent (the ranked and labelled items are already served), and the database
+#: then serves the annotators alone half the time (the throttle of online backfills, as
+#: gh-ost's or Sentry's).
+BACKFILL_PAUSE = 1.0
+#: PostgreSQL advisory lock taken by every bulk write of item rows, for its transaction: two
+#: ingests (a version's pool refresh and the next version's first writes) update overlapping
+#: rows in no fixed order and would deadlock; taking turns per batch costs a fraction of a second.
+BULK_LOCK = 0x6C61626C
+
+
+def bulk_lock(cursor) -> None:
+    """Wait for this transaction's turn to bulk-write item rows (PostgreSQL; SQLite has one
+    writer anyway)."""
+    if connection.vendor == "postgresql":
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [BULK_LOCK])
 
 
 def _update_rows(columns: Sequence[str], casts: Sequence[str], rows: list[tuple]) -> None:
@@ -49,6 +66,7 @@ def _copy_update(columns: Sequence[str], casts: Sequence[str], rows: list[tuple]
     names = [f"c{k}" for k in range(len(columns))]
     staging = "ingest_staging"
     with transaction.atomic(), connection.cursor() as cursor:
+        bulk_lock(cursor)
         # Dropped at commit; inside an outer transaction (a test, a caller's atomic) by this.
         cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{staging}")
         cursor.execute(
@@ -96,6 +114,7 @@ def store_ranking(project: Project, ranked: Sequence[int]) -> None:
         Item.objects.filter(project=project, query_rank__lt=UNRANKED).values_list("pk", flat=True)
     )
     with transaction.atomic(), connection.cursor() as cursor:
+        bulk_lock(cursor)
         # The swap: only the few hundred ranked items, old and new.
         cursor.executemany(f"UPDATE {_ITEMS} SET query_rank = %s WHERE id = %s",
                            [(UNRANKED, pk) for pk in previous])
@@ -136,7 +155,9 @@ def backfill_suggestions(ids: np.ndarray, predicted: np.ndarray, confidence: np.
     for start in range(0, len(rows), batch):
         if not still_current():
             return False
+        began = time.monotonic()
         _update_rows(*_SUGGESTION_COLUMNS, rows[start:start + batch])
+        time.sleep((time.monotonic() - began) * BACKFILL_PAUSE)
     return True
 
 

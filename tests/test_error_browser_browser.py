@@ -8,10 +8,12 @@ Set LABELER_SCREENSHOTS=DIR to keep the screenshots (docs/error-browser-*.png co
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from playwright.sync_api import expect
 
 from labeler.annotations.models import Annotation
 from labeler.insights import maps
@@ -111,8 +113,8 @@ def test_confusion_cell_to_table_to_item_to_relabel(
     assert page.locator(f"tr[data-item='{target}']").count() == 0
     other = int(page.locator("#item-table tbody tr").first.get_attribute("data-item"))
     page.select_option(f"tr[data-item='{other}'] select.relabel-other", str(bird.pk))
-    page.wait_for_function(
-        f"document.querySelector(\"tr[data-item='{other}'] .issue-status\").textContent"
-        ".startsWith('Saved')")
+    # A locator assertion, not a string predicate: the page's CSP forbids eval.
+    expect(page.locator(f"tr[data-item='{other}'] .issue-status")).to_have_text(
+        re.compile(r"^Saved"))
     assert Item.objects.get(pk=other).current_label == bird
     assert errors == [], errors

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .models import LabelSet, Project, SetKind
+from .ordering import swap_neighbour
 
 
 def active_sets(project: Project | int) -> list[LabelSet]:
@@ -82,15 +83,9 @@ def rename_set(label_set: LabelSet, name: str) -> LabelSet:
 @transaction.atomic
 def move_set(label_set: LabelSet, direction: str) -> None:
     """Swap a set with its neighbour above or below (the labeling page's order)."""
-    if direction not in ("up", "down"):
-        raise ValueError("Move a label set up or down.")
-    ordered = list(LabelSet.objects.filter(project_id=label_set.project_id)
-                   .order_by("order", "pk").values_list("pk", flat=True))
-    i = ordered.index(label_set.pk)
-    j = i - 1 if direction == "up" else i + 1
-    if not 0 <= j < len(ordered):
-        raise ValueError(f"{label_set.name} is already {'first' if direction == 'up' else 'last'}.")
-    ordered[i], ordered[j] = ordered[j], ordered[i]
+    ordered = swap_neighbour(list(LabelSet.objects.filter(project_id=label_set.project_id)
+                                  .order_by("order", "pk").values_list("pk", flat=True)),
+                             label_set.pk, direction, label_set.name, "label set")
     for position, pk in enumerate(ordered):
         LabelSet.objects.filter(pk=pk).update(order=position)
     _primary_may_change(label_set.project_id)

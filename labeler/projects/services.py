@@ -22,6 +22,7 @@ from .models import (
     Role,
     SetKind,
 )
+from .ordering import swap_neighbour
 
 
 @transaction.atomic
@@ -254,15 +255,9 @@ def reorder_classes(project: Project, ordered_ids: Sequence[int]) -> None:
 @transaction.atomic
 def move_class(label: LabelClass, direction: str) -> None:
     """Swap a class with its neighbour above ("up") or below ("down"); renumbers the order."""
-    if direction not in ("up", "down"):
-        raise ValueError("Move a class up or down.")
-    ordered = list(LabelClass.objects.filter(label_set_id=label.label_set_id)
-                   .order_by("order", "pk").values_list("pk", flat=True))
-    i = ordered.index(label.pk)
-    j = i - 1 if direction == "up" else i + 1
-    if not 0 <= j < len(ordered):
-        raise ValueError(f"{label.name} is already {'first' if direction == 'up' else 'last'}.")
-    ordered[i], ordered[j] = ordered[j], ordered[i]
+    ordered = swap_neighbour(list(LabelClass.objects.filter(label_set_id=label.label_set_id)
+                                  .order_by("order", "pk").values_list("pk", flat=True)),
+                             label.pk, direction, label.name, "class")
     reorder_classes(label.project, ordered)
 
 

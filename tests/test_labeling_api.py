@@ -176,6 +176,14 @@ def test_current_label_is_majority_but_a_lead_decides(make_user, project_factory
     assert current_labels(project)[0] == {item.pk: cat.pk, other.pk: dog.pk}
     save_annotation(item, dog, lead, trigger_retrain=False)  # the lead's correction wins
     assert current_labels(project)[0][item.pk] == dog.pk
+    # The item's denormalised column, set by the save itself, follows the same rule; a staff
+    # user acts as a lead too.
+    item.refresh_from_db()
+    assert item.current_label_id == dog.pk and item.annotation_count == 3
+    save_annotation(other, cat, make_user("root", staff=True), trigger_retrain=False)
+    save_annotation(other, dog, b, trigger_retrain=False)
+    other.refresh_from_db()
+    assert other.current_label_id == cat.pk == current_labels(project)[0][other.pk]
 
 
 def test_overlap_serves_each_item_to_k_different_annotators(make_user, project_factory, add_images):
@@ -238,6 +246,40 @@ def test_retrain_is_due_after_enough_new_labels_of_this_project(
 
 
 
+def test_retrain_trigger_counts_items_not_rows_and_stays_cheap(setup, redis_url):
+    """Two label sets answered per visit, overlap 2: items count, not rows; and while fewer
+    rows than retrain_every were saved since the last retrain, the check reads one row only."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from labeler.annotations.services import Answer, save_answers
+    from labeler.projects.label_sets import add_set
+    from labeler.training.services import request_retrain_if_due
+
+    project, items, alice, bob = setup  # retrain_every=3
+    project.overlap = 2
+    project.save(update_fields=["overlap"])
+    colour = add_set(project, "colour", class_names=["red", "blue"])
+    first, red = project.classes.first(), colour.classes.first()
+    for item in items[:2]:
+        for user in (alice, bob):
+            save_answers(item, [Answer(first.label_set_id, first.pk), Answer(colour.pk, red.pk)],
+                         user, trigger_retrain=False)
+    assert Annotation.objects.count() == 8  # 8 rows, 2 items
+    assert request_retrain_if_due(project) is False
+    save_annotation(items[2], first, alice, trigger_retrain=False)
+    assert request_retrain_if_due(project) is True
+    job = Job.objects.get(project=project, kind=Job.Kind.RETRAIN)
+    Job.objects.filter(pk=job.pk).update(cursor=Annotation.objects.order_by("-pk").first().pk)
+    assert do_finish_job(job.pk, job.token)
+    project.retrain_every = 10_000
+    project.save(update_fields=["retrain_every"])
+    save_annotation(items[3], first, alice, trigger_retrain=False)
+    with CaptureQueriesContext(connection) as queries:
+        assert request_retrain_if_due(project) is False
+    assert len(queries) == 1
+
+
 def test_embedding_done_retrains_if_the_model_missed_labels(setup, redis_url):
     """Labels given while embedding ran: the retrain they triggered saw only the items embedded
     by then. When embedding finishes, a model that used fewer labels than exist is replaced."""
@@ -257,3 +299,46 @@ def test_embedding_done_retrains_if_the_model_missed_labels(setup, redis_url):
     ModelVersion.objects.filter(pk=version.pk).update(labels_used=1)
     assert retrain_after_embedding(project, swapped=False) is True
     assert retraining(project)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_next_item_never_waits_for_a_row_another_transaction_writes(setup):
+    """A retrain's ranking or a pool refresh holds thousands of item rows for a second or more
+    at a million items: on PostgreSQL an annotator is served the next free item at once, and
+    renewing a held lease skips a locked row, instead of waiting for that transaction."""
+    from django.db import connection, connections, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL row locks; SQLite has one writer at a time anyway")
+    import threading
+
+    project, items, alice, bob = setup
+    for rank, item in enumerate(items):
+        item.query_rank = rank
+        item.save(update_fields=["query_rank"])
+    held_by_alice = next_items(project, alice, 1)[0]
+    assert held_by_alice.pk == items[0].pk
+    locked, release = threading.Event(), threading.Event()
+
+    def refresh() -> None:  # as a pool refresh does: rows written, not yet committed
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("UPDATE items_item SET predicted_confidence = 0.5 WHERE id IN (%s, %s)",
+                           [items[0].pk, items[1].pk])
+            locked.set()
+            release.wait(20)
+        connections.close_all()
+
+    writer = threading.Thread(target=refresh)
+    writer.start()
+    try:
+        assert locked.wait(10)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '2s'")  # waiting would fail, not hang the test
+        served = next_items(project, bob, 1)
+        assert [i.pk for i in served] == [items[2].pk]  # items[1] is locked, items[0] alice's
+        assert [i.pk for i in next_items(project, alice, 1)] == [items[0].pk]  # still hers
+    finally:
+        release.set()
+        writer.join(20)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = 0")

@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model
-from django.db.models import Case, Q, QuerySet, Subquery, When
+from django.db.models import Case, Exists, OuterRef, Q, QuerySet, Subquery, When
 
 from labeler.items.models import Item
 from labeler.projects.models import LabelSet, Membership, Project, Role, SetKind
@@ -76,26 +76,33 @@ def primary_set_id(project_id: int) -> Subquery:
     )
 
 
-def refresh_items(project_id: int, item_ids: Iterable[int]) -> None:
-    """Recompute the denormalised label columns of these items (a few queries per call).
-    They follow the project's primary label set."""
+def current_columns(project_id: int, item_ids: Iterable[int]) -> dict[int, tuple[int | None, bool]]:
+    """Item id -> (current label id, has an audit label) by the rule: one query, the annotators'
+    lead status read in it (the label save's hot path)."""
     ids = list(item_ids)
     if not ids:
-        return
-    rows = list(Annotation.objects.filter(item_id__in=ids, label_set_id=primary_set_id(project_id))
-                .order_by()
-                .values_list("item_id", "label_id", "created_at", "annotator_id", "is_audit"))
-    by_lead = lead_ids(project_id, among={row[3] for row in rows})
+        return {}
+    rows = (
+        Annotation.objects.filter(item_id__in=ids, label_set_id=primary_set_id(project_id))
+        .order_by()
+        .annotate(by_lead=Exists(leads(project_id).filter(pk=OuterRef("annotator_id"))))
+        .values_list("item_id", "label_id", "created_at", "by_lead", "is_audit")
+    )
     votes: dict[int, list[tuple[int, object, bool]]] = {i: [] for i in ids}
     audit: set[int] = set()
-    for item_id, label_id, created, annotator, is_audit in rows:
-        votes[item_id].append((label_id, created, annotator in by_lead))
+    for item_id, label_id, created, by_lead, is_audit in rows:
+        votes[item_id].append((label_id, created, by_lead))
         if is_audit:
             audit.add(item_id)
-    for item_id, item_votes in votes.items():
-        Item.objects.filter(pk=item_id).update(
-            current_label_id=label_of(item_votes), has_audit_label=item_id in audit
-        )
+    return {item_id: (label_of(item_votes), item_id in audit)
+            for item_id, item_votes in votes.items()}
+
+
+def refresh_items(project_id: int, item_ids: Iterable[int]) -> None:
+    """Recompute the denormalised label columns of these items (one query, one update each).
+    They follow the project's primary label set."""
+    for item_id, (label_id, audit) in current_columns(project_id, item_ids).items():
+        Item.objects.filter(pk=item_id).update(current_label_id=label_id, has_audit_label=audit)
 
 
 def refresh_project(project_id: int, chunk: int = 2000) -> None:

@@ -104,10 +104,13 @@ def next_items(
         rows.sort(key=lambda r: (r[_RANK], r[_KEY]))
         chosen = _served(rows[:n], user)
         if chosen:
-            cursor.execute(
-                f"UPDATE {_ITEMS} SET lease_expires_at = %s WHERE id IN ({_marks(len(chosen))})",
-                [expires, *(i.pk for i in chosen)],
-            )
+            # Renewing a lease never waits for a row another transaction holds (a pool refresh
+            # rewriting it): that lease stays as it was this once.
+            held = f"id IN ({_marks(len(chosen))})"
+            if _SKIP_LOCKED:
+                held = f"id IN (SELECT id FROM {_ITEMS} WHERE {held}{_SKIP_LOCKED})"
+            cursor.execute(f"UPDATE {_ITEMS} SET lease_expires_at = %s WHERE {held}",
+                           [expires, *(i.pk for i in chosen)])
         excluded.update(i.pk for i in chosen)
         attempts = 0
         while len(chosen) < n and attempts < 5:
@@ -123,9 +126,12 @@ def next_items(
                 if not want:
                     drawn[audit] = []
                     continue
-                candidates = _candidates(cursor, project, user, now, excluded, audit, rng, want + 4)
-                exhausted |= not candidates
-                won, tried = _claim(cursor, candidates, project, user, now, expires, audit, want)
+                with transaction.atomic():  # the candidates stay locked until claimed
+                    candidates = _candidates(cursor, project, user, now, excluded, audit, rng,
+                                             want if _SKIP_LOCKED else want + 4)
+                    exhausted |= not candidates
+                    won, tried = _claim(cursor, candidates, project, user, now, expires, audit,
+                                        want)
                 excluded.update(tried)
                 drawn[audit] = _served(won, user, audit)
             # Audit items take the places their coins fell on, so position gives nothing away.
@@ -147,6 +153,12 @@ _COLUMNS = ", ".join(SERVED_FIELDS)
 _RANK = SERVED_FIELDS.index("query_rank")
 _KEY = SERVED_FIELDS.index("random_key")
 _COUNT = SERVED_FIELDS.index("annotation_count")
+# PostgreSQL: candidates are read with FOR UPDATE SKIP LOCKED, so that a claim never waits for
+# a row another transaction is writing (a retrain's ranking or a pool refresh rewrites rows in
+# batches of thousands, for a second or more at a million items); two annotators skip each
+# other's candidates instead of racing for them. SQLite has one writer at a time: no row locks.
+_SKIP_LOCKED = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked \
+    else ""
 
 
 def _marks(k: int) -> str:
@@ -179,14 +191,15 @@ def _candidates(cursor, project, user, now, excluded, audit, rng, limit) -> list
     if audit:
         # Uniform draw: the first items after a random point in random_key order.
         point = rng.random()
-        cursor.execute(sql + " AND i.random_key >= %s ORDER BY i.random_key LIMIT %s",
+        cursor.execute(sql + f" AND i.random_key >= %s ORDER BY i.random_key LIMIT %s{_SKIP_LOCKED}",
                        [*params, point, limit])
         rows = cursor.fetchall()
         if rows:
             return rows
-        cursor.execute(sql + " ORDER BY i.random_key LIMIT %s", [*params, limit])
+        cursor.execute(sql + f" ORDER BY i.random_key LIMIT %s{_SKIP_LOCKED}", [*params, limit])
     else:
-        cursor.execute(sql + " ORDER BY i.query_rank, i.random_key LIMIT %s", [*params, limit])
+        cursor.execute(sql + f" ORDER BY i.query_rank, i.random_key LIMIT %s{_SKIP_LOCKED}",
+                       [*params, limit])
     return cursor.fetchall()
 
 
@@ -203,7 +216,7 @@ def _claim(
     """
     won: list[tuple] = []
     tried: list[int] = []
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         for row in candidates:
             tried.append(row[0])
             cursor.execute(

@@ -7,13 +7,12 @@ from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
 
 from labeler.items.models import Item
 from labeler.projects.models import LabelClass, LabelSet, SetKind
 from labeler.training.services import request_retrain_if_due
 
-from .current import refresh_items
+from .current import current_columns
 from .models import Annotation, Skip, Source
 from .queue import release_clause, release_leases
 
@@ -120,11 +119,7 @@ def save_answers(
                     retagged.append(annotation.pk)
                 rows.append(annotation)
             _store_tags(rows, answers, retagged)
-            if user is not None:
-                _count_and_release(item.pk, user.pk, 1 if created else 0)
-            elif created:
-                Item.objects.filter(pk=item.pk).update(annotation_count=F("annotation_count") + 1)
-            refresh_items(item.project_id, [item.pk])
+            _update_item(item, user.pk if user is not None else None, 1 if created else 0)
     except IntegrityError:
         # The client_id is taken: a concurrent retry won the race, or the client reused an id.
         found = list(Annotation.objects.filter(client_id=client_id)) if client_id else []
@@ -166,22 +161,26 @@ def _store_tags(rows: list[Annotation], answers: list[Answer], retagged: list[in
         through.objects.bulk_create(links)
 
 
-def _count_and_release(item_id: int, user_id: int, added: int) -> None:
-    """Count the new label, end `user`'s lease on the item and drop their skip of it, if any."""
+def _update_item(item: Item, user_id: int | None, added: int) -> None:
+    """Count the new label, set the item's current-label columns, end `user_id`'s lease on the
+    item and drop their skip of it, if any: the annotator's hot path, so one UPDATE (each
+    write of an item row updates its every index) and, for a person, one DELETE."""
+    label_id, audit = current_columns(item.project_id, [item.pk])[item.pk]
     table = Item._meta.db_table
-    release, params = release_clause(user_id)
+    release, params = release_clause(user_id) if user_id is not None else ("", [])
     with connection.cursor() as cursor:
-        # One statement: the count and the release (the annotator's hot path).
         cursor.execute(
-            f"UPDATE {table} SET annotation_count = annotation_count + %s, {release}"
+            f"UPDATE {table} SET annotation_count = annotation_count + %s,"
+            f" current_label_id = %s, has_audit_label = %s{', ' + release if release else ''}"
             " WHERE id = %s",
-            [added, *params, item_id],
+            [added, label_id, audit, *params, item.pk],
         )
-        # A label replaces an earlier skip (undo of a skip, then a label).
-        cursor.execute(
-            f"DELETE FROM {Skip._meta.db_table} WHERE item_id = %s AND annotator_id = %s",
-            [item_id, user_id],
-        )
+        if user_id is not None:
+            # A label replaces an earlier skip (undo of a skip, then a label).
+            cursor.execute(
+                f"DELETE FROM {Skip._meta.db_table} WHERE item_id = %s AND annotator_id = %s",
+                [item.pk, user_id],
+            )
 
 
 @transaction.atomic

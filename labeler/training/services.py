@@ -14,8 +14,7 @@ from django.db.models import Max
 
 from labeler.annotations.models import Annotation
 from labeler.celery import app
-from labeler.items.models import Item
-from labeler.projects.models import Project
+from labeler.projects.models import LabelSet, Project
 
 from .actions import (
     Kind,
@@ -121,16 +120,19 @@ def request_map(project: Project) -> bool:
 def request_retrain_if_due(project: Project | int) -> bool:
     """Retrain after every `retrain_every` new labels (and for the first model, at that count).
 
-    New labels are annotations saved since the last retrain read its labels (the ``cursor`` of
-    its job). This runs after every saved label, so it reads one row and counts at most
-    `retrain_every` annotations, whatever the project's size.
+    New labels are items labelled since the last retrain read its labels (the ``cursor`` of
+    its job). This runs after every saved label, so it costs the same whatever the project's
+    size or `retrain_every`: one row read, and a count of at most `retrain_every` items' rows,
+    skipped while fewer annotation rows than `retrain_every` (of any project) were saved since.
     """
     project_id = project if isinstance(project, int) else project.pk
-    jobs = Job._meta.db_table
+    jobs, annotations = Job._meta.db_table, Annotation._meta.db_table
     with connection.cursor() as cursor:
         since = connection.ops.adapt_datetimefield_value(stale_before())
         cursor.execute(
-            f"SELECT p.retrain_every,"
+            f"SELECT p.retrain_every, p.overlap,"
+            f" (SELECT COUNT(*) FROM {LabelSet._meta.db_table} s WHERE s.project_id = p.id),"
+            f" (SELECT MAX(a.id) FROM {annotations} a),"
             f" (SELECT j.cursor FROM {jobs} j WHERE j.project_id = p.id AND j.kind = %s"
             "   AND j.status = %s ORDER BY j.id DESC LIMIT 1),"
             f" EXISTS (SELECT 1 FROM {jobs} j WHERE j.project_id = p.id AND j.kind = %s"
@@ -140,15 +142,20 @@ def request_retrain_if_due(project: Project | int) -> bool:
              project_id],
         )
         row = cursor.fetchone()
-        if row is None or row[2]:
+        if row is None or row[5]:
             return False  # no such project, or a retrain is queued or running
-        every, mark = max(1, row[0]), row[1] or 0
+        every, overlap, n_sets, newest, mark = max(1, row[0]), row[1], row[2], row[3], row[4] or 0
+        if (newest or 0) - mark < every:
+            return False  # fewer rows than `every` since the mark: fewer new items
+        # Items, not rows: one visit answers every label set, one row per set (and per
+        # annotator under overlap). The newest `every` items' rows at most are read; should
+        # they hold fewer items (relabels), later labels still count, being newest.
         cursor.execute(
-            # Items, not rows: one visit answers every label set, one row per set.
-            f"SELECT COUNT(*) FROM (SELECT DISTINCT a.item_id FROM {Annotation._meta.db_table} a"
-            f" JOIN {Item._meta.db_table} i ON i.id = a.item_id"
-            " WHERE a.id > %s AND i.project_id = %s LIMIT %s) AS new_labels",
-            [mark, project_id, every],
+            f"SELECT COUNT(DISTINCT item_id) FROM (SELECT a.item_id FROM {annotations} a"
+            f" WHERE a.id > %s AND a.label_set_id IN"
+            f" (SELECT s.id FROM {LabelSet._meta.db_table} s WHERE s.project_id = %s)"
+            " ORDER BY a.id DESC LIMIT %s) AS new_rows",
+            [mark, project_id, every * max(1, n_sets) * max(1, overlap)],
         )
         new_labels = cursor.fetchone()[0]
     if new_labels >= every:

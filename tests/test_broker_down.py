@@ -64,3 +64,6 @@ def test_save_does_not_wait_for_a_broker_that_is_down(tmp_path):
     # checks that nothing waits on the dead broker, not how fast a save is.
     assert max(result["times"]) < 5, result["times"]
     assert time.monotonic() - started < 120
+    # The refusal is logged as one line that says what happens next, not as a traceback.
+    assert "is Redis running? The work waits" in out.stderr, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr, out.stderr[-2000:]

@@ -46,8 +46,11 @@ def send(name: str, *args) -> bool:
         # ignore_result: else send_task waits on the result store too (~20 s with Redis down).
         app.send_task(name, args=args, ignore_result=True, retry=True,
                       retry_policy={"max_retries": 2})
-    except Exception:  # kombu raises several types for an unreachable broker
-        logger.exception("could not enqueue %s%s: is Redis running?", name, args)
+    except Exception as exc:  # kombu raises several types for an unreachable broker
+        # Expected while Redis is down or not yet up (make run sets the demo up before it):
+        # one line, no traceback; the caller leaves the job delayed for the sweep.
+        logger.warning("could not enqueue %s%s (%s: %s): is Redis running? The work waits and"
+                       " is queued once the broker answers.", name, args, type(exc).__name__, exc)
         return False
     return True
 

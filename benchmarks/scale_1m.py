@@ -271,7 +271,7 @@ def start_servers(args, tmp: str) -> tuple[subprocess.Popen, subprocess.Popen, s
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "labeler.wsgi", "-b", f"127.0.0.1:{port}",
-         "--workers", str(args.workers), "--threads", "2", "--log-level", "warning",
+         "--workers", str(args.workers), "--threads", str(args.threads), "--log-level", "warning",
          "--timeout", "600"], cwd=REPO, env=env, stdout=sys.stderr)
     wait_for_port(port)
     return redis, worker, server, port
@@ -286,6 +286,8 @@ def main() -> None:
     parser.add_argument("--think-ms", type=float, default=500.0)
     parser.add_argument("--dim", type=int, default=1280)
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1))
+    parser.add_argument("--threads", type=int, default=2,
+                        help="gunicorn threads per process (make run's default: 2; 1: sync worker)")
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--data-dir", default=None)
     # `make run` gives the worker +10; on a machine shared with other jobs that starves the

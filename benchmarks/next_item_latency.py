@@ -258,7 +258,7 @@ def main() -> None:
     # The defaults are those of `make run` (scripts/run.sh).
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1),
                         help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, default=2, help="threads per gunicorn worker")
+    parser.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (as make run)")
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temp folder")
     parser.add_argument("--retrain", action="store_true",
                         help="retrain the model over and over (real code, another process) while "

@@ -286,8 +286,8 @@ def main() -> None:
     parser.add_argument("--think-ms", type=float, default=500.0)
     parser.add_argument("--dim", type=int, default=1280)
     parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1))
-    parser.add_argument("--threads", type=int, default=2,
-                        help="gunicorn threads per process (make run's default: 2; 1: sync worker)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="gunicorn threads per process (make run's default 1: the sync worker)")
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--data-dir", default=None)
     # `make run` gives the worker +10; on a machine shared with other jobs that starves the

@@ -128,7 +128,7 @@ def start_stack(data: Path, redis_port: int, web_port: int, workers: int,
         f"beat=exec {py} -m celery -A labeler beat -l warning"
         f" --schedule {data / 'celerybeat-schedule'}",
         f"web=exec {py} -m gunicorn labeler.wsgi -b 127.0.0.1:{web_port} --workers {workers}"
-        " --threads 2 --log-level warning",
+        " --threads 1 --log-level warning",
     ]
     return subprocess.Popen(
         [py, "scripts/supervise.py", "--pid-dir", str(data / "run"), *parts], cwd=REPO,

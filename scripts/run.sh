@@ -39,10 +39,14 @@ parts+=("worker=.venv/bin/python manage.py resume_work; exec nice -n ${LABELER_W
 parts+=("beat=exec .venv/bin/celery -A labeler beat -l warning \
   --schedule '$LABELER_DATA_DIR/run/celerybeat-schedule' >> '$LABELER_DATA_DIR/log/beat.log' 2>&1")
 # Processes rather than threads: label requests are short and CPU-bound in Python, and threads
-# of one process queue on the GIL (benchmarks/next_item_latency.py: p95 lower with 4x2 than 2x4).
+# of one process queue on the GIL; with one thread gunicorn runs its sync worker, where a free
+# process accepts each request (a threaded one keeps its keep-alive connections busy or not):
+# benchmarks/scale_1m.py at 1M, next-item p95 23.3 ms with 4x1 against 26.6 ms with 4x2.
+# A sync process is killed after --timeout seconds of one request: 300, so that a streamed
+# export of a million items (20-30 s here) is never cut off.
 parts+=("web=exec .venv/bin/gunicorn labeler.wsgi -b '$HOST:$PORT' \
-  --workers ${LABELER_WEB_WORKERS:-$((2 * $(nproc)))} --threads ${LABELER_WEB_THREADS:-2} \
-  --access-logfile '$LABELER_DATA_DIR/log/access.log'")
+  --workers ${LABELER_WEB_WORKERS:-$((2 * $(nproc)))} --threads ${LABELER_WEB_THREADS:-1} \
+  --timeout 300 --access-logfile '$LABELER_DATA_DIR/log/access.log'")
 
 cat <<MSG
 
